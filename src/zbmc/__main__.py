@@ -1,0 +1,3 @@
+from zbmc.cli.main import main
+
+main()

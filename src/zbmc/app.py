@@ -1,0 +1,102 @@
+"""Assembling the server: engine, clock, pipeline, the Starlette shell and the background worker."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, text
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from zbmc.clock import Clock
+from zbmc.db.engine import create_db_engine
+from zbmc.db.migrate import is_at_head
+from zbmc.drivers import make_driver
+from zbmc.edge import Edge
+from zbmc.errors import ApiError, MethodNotAllowed, PathNotFound
+from zbmc.pipeline import Pipeline, error_body, new_request_id
+from zbmc.settings import Settings
+from zbmc.worker import Worker, WorkerThread
+
+
+class SchemaBehind(RuntimeError):
+    pass
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    worker: Worker
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    engine = create_db_engine(settings.effective_database_url)
+    clock = Clock()
+    return Runtime(settings, engine, clock, Worker(engine, clock, make_driver(settings.driver)))
+
+
+def _envelope(error: ApiError) -> Response:
+    request_id = new_request_id()
+    return Response(
+        error_body(request_id, error),
+        status_code=error.status,
+        media_type="application/json",
+        headers={"x-zc-request-id": request_id},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 405:
+        return _envelope(MethodNotAllowed(method=request.method))
+    return _envelope(PathNotFound(path=request.url.path))
+
+
+def create_app(settings: Settings, *, run_worker: bool = True) -> Edge:
+    runtime = build_runtime(settings)
+    if not is_at_head(runtime.engine):
+        raise SchemaBehind(
+            "the database schema is not at the latest migration; run `zbmc admin db upgrade`"
+        )
+    pipeline = Pipeline(runtime.engine, settings, runtime.clock)
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        try:
+            with runtime.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            ready = is_at_head(runtime.engine)
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+        body = {"status": "ok" if ready else "schema behind"}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        thread = (
+            WorkerThread(runtime.worker, settings.worker_interval_seconds) if run_worker else None
+        )
+        if thread is not None:
+            thread.start()
+        try:
+            yield
+        finally:
+            if thread is not None:
+                thread.stop()
+            runtime.engine.dispose()
+
+    shell = Starlette(
+        routes=[Route("/healthz", healthz), Route("/readyz", readyz)],
+        exception_handlers={404: _http_error, 405: _http_error},
+        lifespan=lifespan,
+    )
+    return Edge(pipeline, shell)

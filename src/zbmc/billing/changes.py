@@ -1,0 +1,150 @@
+"""Turning a planned bandwidth or traffic-package change into money, an order and instance state.
+
+Shared by ModifyInstanceBandwidth and ModifyInstanceTrafficPackage, their price inquiries (which
+must quote exactly what the modification would charge) and their cancellations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row
+
+from zbmc.billing import ledger, orders
+from zbmc.clock import iso
+from zbmc.context import Context
+from zbmc.domain.changes import ENABLE, PROCESSING, WAIT_TO_ENABLE, InstanceFacts, Plan
+from zbmc.domain.pricing import (
+    PriceList,
+    Quote,
+    billable_mbps,
+    billable_tb,
+    prorated_upgrade,
+    remaining_fraction,
+)
+from zbmc.domain.sizes import gb_to_tb_text
+from zbmc.errors import BalanceInsufficient
+from zbmc.store import instances as store
+
+
+@dataclass(frozen=True)
+class Change:
+    """One kind of change: which instance columns it uses and how its units are priced."""
+
+    kind: str  # orders.BANDWIDTH or orders.TRAFFIC_PACKAGE
+    status_column: str
+    pending_column: str
+    order_column: str
+    unit: str
+
+    def label(self, value: int) -> str:
+        if self.kind == orders.BANDWIDTH:
+            return f"{value} Mbps"
+        return f"{gb_to_tb_text(value)} TB"
+
+    def billable(self, facts: InstanceFacts, value: int) -> Decimal:
+        if self.kind == orders.BANDWIDTH:
+            return Decimal(billable_mbps(value, facts.free_bandwidth))
+        return billable_tb(value, facts.default_package_gb)
+
+    def month_price(self, prices: PriceList) -> Decimal:
+        return prices.bandwidth_month if self.kind == orders.BANDWIDTH else prices.traffic_tb_month
+
+    def hour_price(self, prices: PriceList) -> Decimal:
+        return prices.bandwidth_hour if self.kind == orders.BANDWIDTH else prices.traffic_tb_hour
+
+
+BANDWIDTH = Change(orders.BANDWIDTH, "bw_status", "bw_pending", "bw_order", "Mbps")
+TRAFFIC_PACKAGE = Change(orders.TRAFFIC_PACKAGE, "tp_status", "tp_pending_gb", "tp_order", "TB")
+
+
+def upgrade_quote(
+    change: Change, row: Row[Any], facts: InstanceFacts, current: int, target: int, now: int
+) -> Quote:
+    """The prorated price of raising ``current`` to ``target`` for the rest of the period."""
+    prices = store.price_list(row)
+    delta = change.billable(facts, target) - change.billable(facts, current)
+    if delta <= 0 or row.expired_time is None or row.period_start is None:
+        return Quote(Decimal("0.00"), Decimal("0.00"))
+    fraction = remaining_fraction(now, row.period_start, row.expired_time)
+    return prorated_upgrade(prices, delta, change.month_price(prices), row.period or 1, fraction)
+
+
+def hourly_rate(change: Change, row: Row[Any], facts: InstanceFacts, value: int) -> Decimal:
+    prices = store.price_list(row)
+    return change.billable(facts, value) * change.hour_price(prices)
+
+
+def execute(
+    ctx: Context,
+    change: Change,
+    row: Row[Any],
+    facts: InstanceFacts,
+    plan: Plan,
+    current: int,
+    target: int,
+) -> str | None:
+    """Carry out an accepted plan in the caller's transaction; return the order number."""
+    if plan is Plan.NOTHING:
+        return None
+    number = orders.new_order_number()
+    amount = 0
+    if plan is Plan.NOW_CHARGED:
+        amount = upgrade_quote(change, row, facts, current, target, ctx.now).cents
+        if amount > 0:
+            entry = ledger.Entry(
+                kind=ledger.CHARGE,
+                amount=amount,
+                description=(
+                    f"{change.kind.replace('_', ' ').lower()} upgrade {change.label(current)}"
+                    f" -> {change.label(target)}, prorated {iso(ctx.now)} .. {iso(row.expired_time)}"
+                ),
+                order_number=number,
+                instance_id=facts.instance_id,
+                period_start=ctx.now,
+                period_end=row.expired_time,
+            )
+            if ledger.try_charge(ctx.conn, ctx.tenant_id, entry, ctx.now) is None:
+                balance = ledger.balance(ctx.conn, ctx.tenant_id) or 0
+                raise BalanceInsufficient(balance=balance / 100, amount=amount / 100)
+    if plan is Plan.NEXT_CYCLE:
+        state, status, effective = orders.WAIT_TO_ENABLE, WAIT_TO_ENABLE, row.expired_time
+    else:
+        delay = math.ceil(ctx.settings.driver_delay_seconds)
+        state, status, effective = orders.PROCESSING, PROCESSING, ctx.now + delay
+    orders.create(
+        ctx.conn,
+        order_number=number,
+        tenant_id=ctx.tenant_id,
+        instance_id=facts.instance_id,
+        kind=change.kind,
+        from_value=current,
+        to_value=target,
+        amount=amount,
+        state=state,
+        now=ctx.now,
+        effective_at=effective,
+    )
+    store.set_values(
+        ctx.conn,
+        facts.instance_id,
+        **{
+            change.status_column: status,
+            change.pending_column: target,
+            change.order_column: number,
+        },
+    )
+    return number
+
+
+def cancel_downgrade(ctx: Context, change: Change, row: Row[Any]) -> None:
+    """Withdraw a waiting downgrade: the order is cancelled, the instance keeps its value."""
+    orders.finish(ctx.conn, getattr(row, change.order_column), orders.CANCELLED, ctx.now)
+    store.set_values(
+        ctx.conn,
+        row.instance_id,
+        **{change.status_column: ENABLE, change.pending_column: None, change.order_column: None},
+    )

@@ -1,0 +1,83 @@
+"""The balance and its append-only ledger. ``tenants.balance`` always equals the sum of the
+tenant's ledger amounts: both are written in the same transaction, by these functions only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from zbmc.db.tables import ledger, tenants
+
+TOPUP, CHARGE, REFUND = "TOPUP", "CHARGE", "REFUND"
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str
+    amount: int  # cents, positive
+    description: str
+    order_number: str | None = None
+    instance_id: str | None = None
+    period_start: int | None = None
+    period_end: int | None = None
+
+
+def balance(conn: Connection, tenant_id: str) -> int | None:
+    return conn.execute(
+        select(tenants.c.balance).where(tenants.c.tenant_id == tenant_id)
+    ).scalar_one_or_none()
+
+
+def try_charge(conn: Connection, tenant_id: str, entry: Entry, now: int) -> int | None:
+    """Take ``entry.amount`` from the balance if it suffices; return the new balance or None.
+
+    One conditional UPDATE decides and debits atomically, so concurrent charges can never
+    overdraw the balance, whatever the database's isolation level.
+    """
+    if entry.amount < 0:
+        raise ValueError("a charge is a positive amount")
+    new_balance = conn.execute(
+        update(tenants)
+        .where(tenants.c.tenant_id == tenant_id, tenants.c.balance >= entry.amount)
+        .values(balance=tenants.c.balance - entry.amount)
+        .returning(tenants.c.balance)
+    ).scalar_one_or_none()
+    if new_balance is None:
+        return None
+    _append(conn, tenant_id, entry, -entry.amount, int(new_balance), now)
+    return int(new_balance)
+
+
+def credit(conn: Connection, tenant_id: str, entry: Entry, now: int) -> int:
+    """Add a positive amount (top-up or refund); return the new balance."""
+    if entry.amount <= 0:
+        raise ValueError("a credit is a positive amount")
+    new_balance = conn.execute(
+        update(tenants)
+        .where(tenants.c.tenant_id == tenant_id)
+        .values(balance=tenants.c.balance + entry.amount)
+        .returning(tenants.c.balance)
+    ).scalar_one()
+    _append(conn, tenant_id, entry, entry.amount, int(new_balance), now)
+    return int(new_balance)
+
+
+def _append(
+    conn: Connection, tenant_id: str, entry: Entry, signed: int, balance_after: int, now: int
+) -> None:
+    conn.execute(
+        insert(ledger).values(
+            tenant_id=tenant_id,
+            created_at=now,
+            kind=entry.kind,
+            amount=signed,
+            balance_after=balance_after,
+            order_number=entry.order_number,
+            instance_id=entry.instance_id,
+            description=entry.description,
+            period_start=entry.period_start,
+            period_end=entry.period_end,
+        )
+    )

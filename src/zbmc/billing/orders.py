@@ -1,0 +1,69 @@
+"""Orders: every accepted change is a row with an effective time (future changes are rows).
+
+States: PROCESSING (being applied by the network driver), WAIT_TO_ENABLE (a prepaid downgrade
+waiting for the next billing cycle), ENABLED (in effect), CANCELLED (withdrawn by the client).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import insert, update
+from sqlalchemy.engine import Connection
+
+from zbmc.db.tables import orders
+
+BANDWIDTH, TRAFFIC_PACKAGE, RENEW = "BANDWIDTH", "TRAFFIC_PACKAGE", "RENEW"
+PROCESSING, WAIT_TO_ENABLE, ENABLED, CANCELLED = (
+    "PROCESSING",
+    "WAIT_TO_ENABLE",
+    "ENABLED",
+    "CANCELLED",
+)
+
+
+def new_order_number() -> str:
+    # 18 random digits; the primary key turns an (astronomically unlikely) clash into an error
+    return str(10**17 + secrets.randbelow(9 * 10**17))
+
+
+def create(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    instance_id: str,
+    kind: str,
+    from_value: int | None,
+    to_value: int | None,
+    amount: int,
+    state: str,
+    now: int,
+    effective_at: int,
+    order_number: str | None = None,
+) -> str:
+    number = order_number or new_order_number()
+    conn.execute(
+        insert(orders).values(
+            order_number=number,
+            tenant_id=tenant_id,
+            instance_id=instance_id,
+            kind=kind,
+            from_value=from_value,
+            to_value=to_value,
+            amount=amount,
+            state=state,
+            created_at=now,
+            effective_at=effective_at,
+            applied_at=now if state == ENABLED else None,
+            attempts=0,
+        )
+    )
+    return number
+
+
+def finish(conn: Connection, order_number: str, state: str, now: int) -> None:
+    conn.execute(
+        update(orders)
+        .where(orders.c.order_number == order_number)
+        .values(state=state, applied_at=now)
+    )

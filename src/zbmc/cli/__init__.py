@@ -1,0 +1,1 @@
+"""The command line: ``zbmc serve | worker | admin ...``."""

@@ -1,0 +1,447 @@
+"""``zbmc admin``: operators' commands, working directly on the database (never through HTTP).
+
+Every command runs in one transaction. Output is a readable table, or JSON with ``--json``;
+the JSON shapes are a contract that scripts and test harnesses rely on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.engine import Connection
+
+from zbmc import catalogue as catalogue_files
+from zbmc.app import Runtime, build_runtime
+from zbmc.cli.output import emit
+from zbmc.clock import iso
+from zbmc.db.engine import unit_of_work
+from zbmc.db.migrate import current_revision, head_revision, is_at_head, upgrade
+from zbmc.provisioning import InstanceSpec, ProvisioningError, provision
+from zbmc.settings import load_settings
+from zbmc.store import accounts
+from zbmc.tenancy import (
+    NotFound,
+    create_key,
+    create_tenant,
+    create_token,
+    revoke_key,
+    revoke_token,
+    top_up,
+)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+class Amount(click.ParamType):
+    name = "amount"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Decimal:
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            self.fail(f"{value!r} is not a decimal amount", param, ctx)
+        if not amount.is_finite() or amount < 0:
+            self.fail("amounts are finite and not negative", param, ctx)
+        return amount
+
+
+AMOUNT = Amount()
+
+
+def _runtime(ctx: click.Context) -> Runtime:
+    runtime = ctx.obj
+    assert isinstance(runtime, Runtime)
+    return runtime
+
+
+@contextmanager
+def transaction(
+    ctx: click.Context, *, check_schema: bool = True
+) -> Iterator[tuple[Connection, int]]:
+    """One transaction for the command; domain errors become clean CLI errors."""
+    runtime = _runtime(ctx)
+    if check_schema and not is_at_head(runtime.engine):
+        raise click.ClickException(
+            "the database schema is behind the code; run `zbmc admin db upgrade` first"
+        )
+    try:
+        with unit_of_work(runtime.engine) as conn:
+            yield conn, runtime.clock.now(conn)
+    except (NotFound, ProvisioningError, catalogue_files.CatalogueError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of the embedded SQLite database (env ZBMC_DATA_DIR, default ./zbmc-data). "
+    "Ignored when ZBMC_DATABASE_URL is set.",
+)
+@click.pass_context
+def admin(ctx: click.Context, data_dir: Path | None) -> None:
+    """Administer tenants, keys, catalogue, instances, orders and the clock."""
+    try:
+        settings = load_settings().with_overrides(data_dir=data_dir)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    runtime = build_runtime(settings)
+    ctx.obj = runtime
+    ctx.call_on_close(runtime.engine.dispose)
+
+
+# --- database ----------------------------------------------------------------------------------
+
+
+@admin.group()
+def db() -> None:
+    """Schema migrations."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create or upgrade the schema to the latest migration."""
+    runtime = _runtime(ctx)
+    upgrade(runtime.engine)
+    click.echo(f"database at revision {current_revision(runtime.engine)}")
+
+
+@db.command("check")
+@click.pass_context
+def db_check(ctx: click.Context) -> None:
+    """Exit non-zero unless the schema is at the latest migration."""
+    runtime = _runtime(ctx)
+    current, head = current_revision(runtime.engine), head_revision(runtime.engine)
+    if current != head:
+        raise click.ClickException(f"schema at {current}, code expects {head}")
+    click.echo(f"database at revision {current} (head)")
+
+
+# --- catalogue ---------------------------------------------------------------------------------
+
+
+@admin.group()
+def catalogue() -> None:
+    """Zones, instance types, offerings and prices."""
+
+
+@catalogue.command("load")
+@click.argument(
+    "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False
+)
+@click.option("--demo", is_flag=True, help="Load the demo catalogue (illustrative prices).")
+@json_option
+@click.pass_context
+def catalogue_load(ctx: click.Context, file: Path | None, demo: bool, as_json: bool) -> None:
+    """Load (upsert) a catalogue from a TOML or YAML FILE, or the demo catalogue."""
+    if (file is None) == (not demo):
+        raise click.UsageError("give either FILE or --demo")
+    with transaction(ctx) as (conn, _now):
+        parsed = catalogue_files.demo() if demo else catalogue_files.read_file(file)  # type: ignore[arg-type]
+        emit(catalogue_files.load(conn, parsed), as_json)
+
+
+@catalogue.command("example")
+def catalogue_example() -> None:
+    """Print the documented example catalogue (the demo one)."""
+    click.echo(catalogue_files.demo_text(), nl=False)
+
+
+# --- tenants, keys, tokens ---------------------------------------------------------------------
+
+
+@admin.group()
+def tenant() -> None:
+    """Tenants and their balance."""
+
+
+@tenant.command("create")
+@click.option("--name", required=True)
+@click.option("--balance", type=AMOUNT, default="0", show_default=True)
+@click.option("--currency", default="USD", show_default=True)
+@json_option
+@click.pass_context
+def tenant_create(
+    ctx: click.Context, name: str, balance: Decimal, currency: str, as_json: bool
+) -> None:
+    """Create a tenant with a first access key. JSON: {tenantId, accessKeyId, accessKeyPassword}."""
+    with transaction(ctx) as (conn, now):
+        key = create_tenant(conn, name, balance, now, currency)
+    emit(
+        {
+            "tenantId": key.tenant_id,
+            "accessKeyId": key.access_key_id,
+            "accessKeyPassword": key.access_key_password,
+        },
+        as_json,
+    )
+
+
+@tenant.command("topup")
+@click.argument("tenant_id")
+@click.argument("amount", type=AMOUNT)
+@json_option
+@click.pass_context
+def tenant_topup(ctx: click.Context, tenant_id: str, amount: Decimal, as_json: bool) -> None:
+    """Add AMOUNT to the balance of TENANT_ID (a TOPUP ledger entry)."""
+    with transaction(ctx) as (conn, now):
+        top_up(conn, tenant_id, amount, now)
+        report = accounts.balance_report(conn, tenant_id)
+    emit(report, as_json)
+
+
+@tenant.command("list")
+@json_option
+@click.pass_context
+def tenant_list(ctx: click.Context, as_json: bool) -> None:
+    """List tenants."""
+    with transaction(ctx) as (conn, _now):
+        emit(accounts.list_tenants(conn), as_json)
+
+
+@admin.command("balance")
+@click.argument("tenant_id")
+@json_option
+@click.pass_context
+def balance(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
+    """Balance of TENANT_ID (and the ledger sum it always equals). JSON: {balance, ...}."""
+    with transaction(ctx) as (conn, _now):
+        emit(accounts.balance_report(conn, tenant_id), as_json)
+
+
+@admin.group()
+def key() -> None:
+    """HMAC access keys."""
+
+
+@key.command("create")
+@click.argument("tenant_id")
+@json_option
+@click.pass_context
+def key_create(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
+    """Issue a new access key. JSON: {tenantId, accessKeyId, accessKeyPassword}."""
+    with transaction(ctx) as (conn, now):
+        new = create_key(conn, tenant_id, now)
+    emit(
+        {
+            "tenantId": new.tenant_id,
+            "accessKeyId": new.access_key_id,
+            "accessKeyPassword": new.access_key_password,
+        },
+        as_json,
+    )
+
+
+@key.command("revoke")
+@click.argument("key_id")
+@click.pass_context
+def key_revoke(ctx: click.Context, key_id: str) -> None:
+    """Revoke an access key; requests signed with it fail from now on."""
+    with transaction(ctx) as (conn, now):
+        revoke_key(conn, key_id, now)
+    click.echo(f"revoked {key_id}")
+
+
+@admin.group()
+def token() -> None:
+    """Bearer tokens."""
+
+
+@token.command("create")
+@click.argument("tenant_id")
+@click.option(
+    "--days", type=click.IntRange(min=1), default=None, help="Lifetime; default: no expiry."
+)
+@json_option
+@click.pass_context
+def token_create(ctx: click.Context, tenant_id: str, days: int | None, as_json: bool) -> None:
+    """Issue a bearer token (shown once). JSON: {token, tokenId}."""
+    with transaction(ctx) as (conn, now):
+        token_id, value = create_token(conn, tenant_id, now, days)
+    emit({"token": value, "tokenId": token_id}, as_json)
+
+
+@token.command("revoke")
+@click.argument("token_or_id")
+@click.pass_context
+def token_revoke(ctx: click.Context, token_or_id: str) -> None:
+    """Revoke a bearer token, given the token itself or its id."""
+    with transaction(ctx) as (conn, now):
+        revoke_token(conn, token_or_id, now)
+    click.echo("revoked")
+
+
+# --- instances, orders, ledger ------------------------------------------------------------------
+
+
+@admin.group()
+def instance() -> None:
+    """Instances (provisioned by the operator until CreateInstances exists)."""
+
+
+@instance.command("create")
+@click.option("--tenant", "tenant_id", required=True)
+@click.option("--zone", "zone_id", required=True)
+@click.option("--type", "type_id", required=True)
+@click.option("--instance-charge-type", type=click.Choice(["PREPAID", "POSTPAID"]), required=True)
+@click.option(
+    "--internet-charge-type",
+    type=click.Choice(list(catalogue_files.INTERNET_CHARGE_TYPES)),
+    required=True,
+)
+@click.option("--bandwidth", type=int, required=True, help="Mbps.")
+@click.option(
+    "--traffic-package",
+    default=None,
+    help="TB (multiple of 0.05); default: the offering's default package; 'none': no package.",
+)
+@click.option("--period", type=click.IntRange(min=1), default=1, show_default=True, help="Months.")
+@click.option("--status", type=click.Choice(["RUNNING", "STOPPED"]), default="RUNNING")
+@click.option("--name", default="instance", show_default=True)
+@click.option("--image", "image_id", default=None)
+@click.option("--no-auto-renew", is_flag=True)
+@click.option("--charge", is_flag=True, help="Charge the first prepaid period to the balance.")
+@json_option
+@click.pass_context
+def instance_create(
+    ctx: click.Context,
+    tenant_id: str,
+    zone_id: str,
+    type_id: str,
+    instance_charge_type: str,
+    internet_charge_type: str,
+    bandwidth: int,
+    traffic_package: str | None,
+    period: int,
+    status: str,
+    name: str,
+    image_id: str | None,
+    no_auto_renew: bool,
+    charge: bool,
+    as_json: bool,
+) -> None:
+    """Provision an instance for a tenant. JSON: {instanceId}."""
+    package: Decimal | None = None
+    if traffic_package not in (None, "none"):
+        package = AMOUNT.convert(traffic_package, None, ctx)
+    spec = InstanceSpec(
+        tenant_id=tenant_id,
+        zone_id=zone_id,
+        instance_type_id=type_id,
+        instance_charge_type=instance_charge_type,
+        internet_charge_type=internet_charge_type,
+        bandwidth=bandwidth,
+        traffic_package_tb=package,
+        no_traffic_package=traffic_package == "none",
+        period=period,
+        status=status,
+        name=name,
+        image_id=image_id,
+        auto_renew=not no_auto_renew,
+        charge=charge,
+    )
+    with transaction(ctx) as (conn, now):
+        instance_id = provision(conn, spec, now)
+    emit({"instanceId": instance_id}, as_json)
+
+
+def _listing(fetch: Callable[[Connection], list[dict[str, Any]]]) -> Callable[..., None]:
+    def run(ctx: click.Context, as_json: bool) -> None:
+        with transaction(ctx) as (conn, _now):
+            emit(fetch(conn), as_json)
+
+    return run
+
+
+@admin.command("orders")
+@click.argument("tenant_id")
+@click.option("--instance", "instance_id", default=None)
+@json_option
+@click.pass_context
+def orders(ctx: click.Context, tenant_id: str, instance_id: str | None, as_json: bool) -> None:
+    """Orders of TENANT_ID: orderNumber, instanceId, kind, amount, state, effective time."""
+    _listing(lambda conn: accounts.list_orders(conn, tenant_id, instance_id))(ctx, as_json)
+
+
+@admin.command("order")
+@click.argument("order_number")
+@json_option
+@click.pass_context
+def order(ctx: click.Context, order_number: str, as_json: bool) -> None:
+    """One order by its number."""
+    with transaction(ctx) as (conn, _now):
+        emit(accounts.get_order(conn, order_number), as_json)
+
+
+@admin.command("ledger")
+@click.argument("tenant_id")
+@json_option
+@click.pass_context
+def ledger(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
+    """Ledger entries of TENANT_ID, oldest first (amounts signed: + credit, - charge)."""
+    _listing(lambda conn: accounts.list_ledger(conn, tenant_id))(ctx, as_json)
+
+
+# --- clock -------------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    total, rest = 0, text.strip()
+    for part in rest.split() if " " in rest else [rest]:
+        match = _DURATION.match(part)
+        if match is None:
+            raise click.BadParameter(f"{text!r}: use e.g. 90s, 15m, 3h, 31d")
+        total += int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return total
+
+
+@admin.group()
+def clock() -> None:
+    """The billing clock (system, or simulated and movable)."""
+
+
+@clock.command("show")
+@json_option
+@click.pass_context
+def clock_show(ctx: click.Context, as_json: bool) -> None:
+    """Print the clock mode and the current billing time."""
+    runtime = _runtime(ctx)
+    with transaction(ctx) as (conn, now):
+        mode, offset = runtime.clock.state(conn)
+    emit({"mode": mode, "now": iso(now), "offsetSeconds": offset}, as_json)
+
+
+@clock.command("simulate")
+@click.pass_context
+def clock_simulate(ctx: click.Context) -> None:
+    """Switch to the simulated clock (wall clock plus an offset that only grows)."""
+    runtime = _runtime(ctx)
+    with transaction(ctx) as (conn, _now):
+        runtime.clock.set_mode(conn, "simulated")
+    click.echo("clock: simulated")
+
+
+@clock.command("advance")
+@click.argument("duration")
+@json_option
+@click.pass_context
+def clock_advance(ctx: click.Context, duration: str, as_json: bool) -> None:
+    """Move simulated time forward by DURATION (e.g. 90s, 3h, 31d)."""
+    seconds = parse_duration(duration)
+    runtime = _runtime(ctx)
+    with transaction(ctx) as (conn, _now):
+        now = runtime.clock.advance(conn, seconds)
+    emit({"now": iso(now), "advancedSeconds": seconds}, as_json)

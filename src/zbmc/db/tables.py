@@ -1,0 +1,221 @@
+"""The schema as SQLAlchemy Core tables. Money is integer cents, traffic volumes integer GB, times
+integer Unix seconds (UTC), so both databases store exact values the same way."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("balance", BigInteger, nullable=False),  # cents; always == SUM(ledger.amount)
+    Column("created_at", BigInteger, nullable=False),
+)
+
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenants.tenant_id"), nullable=False, index=True),
+    Column("secret", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_id", String(40), primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("tenant_id", String(40), ForeignKey("tenants.tenant_id"), nullable=False, index=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+zones = Table(
+    "zones",
+    metadata,
+    Column("zone_id", String(40), primary_key=True),
+    Column("zone_name", String(200), nullable=False),
+    Column("city_name", String(200), nullable=False),
+    Column("area_name", String(200), nullable=False),
+    Column("is_cloud_router_available", Boolean, nullable=False),
+    Column("is_byoip_enabled", Boolean, nullable=False),
+)
+
+images = Table(
+    "images",
+    metadata,
+    Column("image_id", String(64), primary_key=True),
+    Column("image_name", String(200), nullable=False),
+    Column("catalog", String(40), nullable=False),
+    Column("image_type", String(40), nullable=False),
+    Column("os_type", String(40), nullable=False),
+)
+
+instance_types = Table(
+    "instance_types",
+    metadata,
+    Column("instance_type_id", String(64), primary_key=True),
+    Column("description", String(400), nullable=False),
+    Column("cpu_core_count", Integer, nullable=False),
+    Column("cpu_detail", String(200), nullable=False),
+    Column("cpu_cores", Integer, nullable=False),
+    Column("cpu_threads", Integer, nullable=False),
+    Column("base_frequency", String(40), nullable=False),
+    Column("memory_size", Integer, nullable=False),
+    Column("maximum_bandwidth", Integer, nullable=False),
+    Column("support_raids", JSON, nullable=False),
+    Column("support_subnet", Boolean, nullable=False),
+    Column("is_ha", Boolean, nullable=False),
+    Column("total_disk_size", Integer, nullable=False),
+    Column("disk_description", String(200), nullable=False),
+    Column("disks", JSON, nullable=False),
+    Column("image_ids", JSON, nullable=False),
+    Column("vpu_vendor", String(40), nullable=True),
+    Column("vpu_card", String(40), nullable=True),
+    Column("vpu_count", Integer, nullable=True),
+)
+
+# What is sold where, with the network defaults and the price list of that zone/type.
+# Prices are exact decimal strings per unit: instance per month / hour, bandwidth per Mbps per
+# month / hour, traffic package per TB per month / hour, overage per GB; discount in percent.
+offerings = Table(
+    "offerings",
+    metadata,
+    Column("zone_id", String(40), ForeignKey("zones.zone_id"), primary_key=True),
+    Column(
+        "instance_type_id",
+        String(64),
+        ForeignKey("instance_types.instance_type_id"),
+        primary_key=True,
+    ),
+    Column("instance_charge_types", JSON, nullable=False),
+    Column("internet_charge_types", JSON, nullable=False),
+    Column("maximum_bandwidth_out", Integer, nullable=False),
+    Column("default_bandwidth_out", Integer, nullable=False),
+    Column("default_traffic_package_gb", BigInteger, nullable=False),
+    Column("maximum_traffic_package_gb", BigInteger, nullable=False),
+    Column("qty", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("discount", String(20), nullable=False),
+    Column("instance_month", String(32), nullable=False),
+    Column("instance_hour", String(32), nullable=False),
+    Column("bandwidth_month", String(32), nullable=False),
+    Column("bandwidth_hour", String(32), nullable=False),
+    Column("traffic_tb_month", String(32), nullable=False),
+    Column("traffic_tb_hour", String(32), nullable=False),
+    Column("overage_gb", String(32), nullable=False),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("instance_id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("zone_id", String(40), nullable=False),
+    Column("instance_type_id", String(64), nullable=False),
+    Column("instance_name", String(64), nullable=False),
+    Column("hostname", String(64), nullable=False),
+    Column("image_id", String(64), nullable=True),
+    Column("instance_charge_type", String(16), nullable=False),
+    Column("internet_charge_type", String(32), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("bandwidth", Integer, nullable=False),
+    Column("traffic_package_gb", BigInteger, nullable=True),
+    Column("period", Integer, nullable=True),
+    Column("auto_renew", Boolean, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("period_start", BigInteger, nullable=True),  # start of the current prepaid period
+    Column("expired_time", BigInteger, nullable=True),
+    Column("bw_status", String(16), nullable=False),
+    Column("bw_pending", Integer, nullable=True),
+    Column("bw_order", String(40), nullable=True),
+    Column("tp_status", String(16), nullable=True),
+    Column("tp_pending_gb", BigInteger, nullable=True),
+    Column("tp_order", String(40), nullable=True),
+    Column("primary_ip", String(64), nullable=True),
+    Column("private_ip", String(64), nullable=True),
+    Column("ipv6", String(64), nullable=True),
+    Column("resource_group_id", String(64), nullable=True),
+    Column("tags", JSON, nullable=False),
+    Index("ix_instances_tenant", "tenant_id", "instance_id"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_number", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenants.tenant_id"), nullable=False, index=True),
+    Column("instance_id", String(40), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),  # BANDWIDTH | TRAFFIC_PACKAGE | RENEW ...
+    Column("from_value", BigInteger, nullable=True),
+    Column("to_value", BigInteger, nullable=True),
+    Column("amount", BigInteger, nullable=False),  # cents charged by this order
+    Column(
+        "state", String(20), nullable=False
+    ),  # PROCESSING | WAIT_TO_ENABLE | ENABLED | CANCELLED
+    Column("created_at", BigInteger, nullable=False),
+    Column("effective_at", BigInteger, nullable=False),
+    Column("applied_at", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=True),
+    Index("ix_orders_due", "state", "effective_at"),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column(
+        "entry_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("tenant_id", String(40), ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # TOPUP | CHARGE | REFUND
+    Column("amount", BigInteger, nullable=False),  # signed cents: + credit, - charge
+    Column("balance_after", BigInteger, nullable=False),
+    Column("order_number", String(40), nullable=True, index=True),
+    Column("instance_id", String(40), nullable=True),
+    Column("description", String(400), nullable=False),
+    Column("period_start", BigInteger, nullable=True),
+    Column("period_end", BigInteger, nullable=True),
+    Index("ix_ledger_tenant", "tenant_id", "entry_id"),
+)
+
+# One row: the billing clock. In "simulated" mode time is the wall clock plus an offset that
+# admins can only increase, so every process sees the same simulated time.
+clock_state = Table(
+    "clock_state",
+    metadata,
+    Column("clock_id", Integer, primary_key=True),
+    Column("mode", String(16), nullable=False),  # system | simulated
+    Column("offset_seconds", BigInteger, nullable=False),
+)

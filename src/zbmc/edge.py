@@ -1,0 +1,129 @@
+"""The ASGI edge: reads headers and the raw body (with a size limit), builds the immutable Call,
+runs the pipeline and writes the JSON envelope. The only async code; everything below is sync.
+
+``/api/v2/{service}`` is served by a plain ASGI callable (measured to be much cheaper than a
+framework route); everything else goes to the Starlette shell, whose errors are rendered in the
+same JSON envelope.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from zbmc.auth import Credentials
+from zbmc.errors import ApiError, BodyTooLarge, MethodNotAllowed, PathNotFound
+from zbmc.pipeline import Call, Outcome, Pipeline, error_outcome, new_request_id
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+API_PREFIX = "/api/v2/"
+log = logging.getLogger("zbmc.access")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def send_outcome(send: Send, request_id: str, outcome: Outcome) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": outcome.status,
+            "headers": [
+                (b"content-type", b"application/json; charset=utf-8"),
+                (b"content-length", str(len(outcome.body)).encode()),
+                (b"x-zc-request-id", request_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": outcome.body})
+
+
+async def send_error(send: Send, error: ApiError) -> None:
+    request_id = new_request_id()
+    await send_outcome(send, request_id, error_outcome(request_id, error))
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+class Edge:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        shell: ASGIApp,
+        observe: Callable[[Call, Outcome, float], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.shell = shell
+        self.limit = pipeline.settings.max_body_bytes
+        self.observe = observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+            await self.shell(scope, receive, send)
+            return
+        service = scope["path"][len(API_PREFIX) :]
+        if service not in ("bmc",):
+            await send_error(send, PathNotFound(path=scope["path"]))
+            return
+        if scope["method"] != "POST":
+            await send_error(send, MethodNotAllowed(method=scope["method"]))
+            return
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.lower(), value)
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await send_error(send, BodyTooLarge(limit=self.limit))
+            return
+        try:
+            body = await _read_body(receive, self.limit)
+        except _TooLarge:
+            await send_error(send, BodyTooLarge(limit=self.limit))
+            return
+        call = Call(
+            request_id=new_request_id(),
+            service=service,
+            action=_text(headers.get(b"x-zc-action")),
+            version=_text(headers.get(b"x-zc-version")),
+            credentials=Credentials(
+                authorization=_text(headers.get(b"authorization")),
+                timestamp=_text(headers.get(b"x-zc-timestamp")),
+                content_type=_text(headers.get(b"content-type")) or "",
+                host=_text(headers.get(b"host")) or "",
+                body=body,
+            ),
+        )
+        started = time.perf_counter()
+        outcome = self.pipeline.handle(call)
+        await send_outcome(send, call.request_id, outcome)
+        if self.observe is not None:
+            self.observe(call, outcome, time.perf_counter() - started)
+
+
+def _text(value: bytes | None) -> str | None:
+    # Headers are bytes on the wire; latin-1 maps every byte to one character, so the value
+    # signed by the client is reproduced exactly.
+    return None if value is None else value.decode("latin-1")

@@ -1,0 +1,238 @@
+"""Every wire error is a class: code, HTTP status and message template. Rendered in one place (edge)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ApiError(Exception):
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+    status: ClassVar[int] = 500
+    template: ClassVar[str] = "An internal error occurred."
+
+    def __init__(self, message: str | None = None, **fields: Any) -> None:
+        self.message = message if message is not None else self.template.format(**fields)
+        super().__init__(self.message)
+
+
+class InternalServerError(ApiError):
+    pass
+
+
+# --- protocol -------------------------------------------------------------------------------
+
+
+class PathNotFound(ApiError):
+    code, status, template = "INVALID_PATH", 404, "The path `{path}` does not exist."
+
+
+class MethodNotAllowed(ApiError):
+    code, status, template = "INVALID_HTTP_METHOD", 405, "Only POST is supported, not {method}."
+
+
+class BodyTooLarge(ApiError):
+    code, status = "INVALID_PARAMETER_BODY_TOO_LARGE", 413
+    template = "The request body exceeds {limit} bytes."
+
+
+class InvalidAction(ApiError):
+    code, status, template = "INVALID_ACTION", 400, "The action `{action}` is not supported."
+
+
+class InvalidVersion(ApiError):
+    code, status, template = "INVALID_VERSION", 400, "The version `{version}` is not supported."
+
+
+class InvalidParameter(ApiError):
+    code, status, template = "INVALID_PARAMETER", 400, "{detail}"
+
+
+class MissingParameter(ApiError):
+    code, status, template = "MISSING_PARAMETER", 400, "The parameter `{name}` is required."
+
+
+class RequestLimitExceeded(ApiError):
+    code, status, template = "REQUEST_LIMIT_EXCEEDED", 429, "Too many requests; retry later."
+
+
+# --- authentication (spec Q1-Q3) ---------------------------------------------------------------
+
+
+class InvalidAuthorization(ApiError):
+    code, status, template = "AUTHFAILURE_INVALID_AUTHORIZATION", 401, "{detail}"
+
+
+class SignatureFailure(ApiError):
+    code, status = "AUTHFAILURE_SIGNATURE_FAILURE", 401
+    template = "The request signature does not match."
+
+
+class SignatureExpired(ApiError):
+    code, status = "AUTHFAILURE_SIGNATURE_EXPIRED", 401
+    template = "The request timestamp is outside the allowed window of {window} seconds."
+
+
+# --- resources ---------------------------------------------------------------------------------
+
+
+class InstanceNotFound(ApiError):
+    code, status, template = (
+        "INVALID_INSTANCE_NOT_FOUND",
+        404,
+        "Instance `{instance_id}` not found.",
+    )
+
+
+class ZoneNotFound(ApiError):
+    code, status, template = (
+        "INVALID_ZONE_NOT_FOUND",
+        404,
+        "The specified zoneId `{zone_id}` is not found.",
+    )
+
+
+class InstanceTypeNotFound(ApiError):
+    code, status = "INVALID_INSTANCE_TYPE_NOT_FOUND", 404
+    template = "The specified instanceTypeId `{instance_type_id}` is not found."
+
+
+class ImageNotFound(ApiError):
+    code, status, template = (
+        "INVALID_IMAGE_NOT_FOUND",
+        404,
+        "The specified imageId `{image_id}` is not found.",
+    )
+
+
+class InstanceTypeZoneNoSell(ApiError):
+    code, status = "INVALID_INSTANCE_TYPE_ZONE_NO_SELL", 400
+    template = "Instance type `{instance_type_id}` is not sold in zone `{zone_id}`."
+
+
+# --- bandwidth (seed: ModifyInstanceBandwidth) -------------------------------------------------
+
+
+class BandwidthProcessing(ApiError):
+    code, status = "OPERATION_FAILED_INSTANCE_BANDWIDTH_PROCESSING", 403
+    template = "The bandwidth of instance `{instance_id}` is being modified."
+
+
+class HaModelNoBandwidth(ApiError):
+    code, status = "OPERATION_DENIED_HA_MODEL_TYPE_NOT_SUPPORT_BANDWIDTH", 403
+    template = "High availability instance types do not support bandwidth configuration."
+
+
+class InstanceNotRunning(ApiError):
+    code, status = "OPERATION_DENIED_INSTANCE_NOT_RUNNING", 403
+    template = "Instance `{instance_id}` is not RUNNING."
+
+
+class BandwidthExceed(ApiError):
+    code, status = "INVALID_PARAMETER_BANDWIDTH_EXCEED", 400
+    template = "bandwidthOutMbps must be between 1 and {maximum} Mbps, got {value}."
+
+
+class DowngradeNotExistBandwidth(ApiError):
+    code, status = "OPERATION_DENIED_DOWNGRADE_NOT_EXIST", 403
+    template = "Instance `{instance_id}` has no scheduled bandwidth downgrade."
+
+
+# --- traffic package (seed: ModifyInstanceTrafficPackage) --------------------------------------
+
+
+class InstanceStatusNotSupport(ApiError):
+    code, status = "OPERATION_DENIED_INSTANCE_STATUS_NOT_SUPPORT", 403
+    template = (
+        "Instance status `{status}` is not supported; the instance must be RUNNING or STOPPED."
+    )
+
+
+class PlanTrafficPackageExists(ApiError):
+    code, status = "OPERATION_FAILED_INSTANCE_EXIST_PLAN_TRAFFIC_PACKAGE", 403
+    template = "A scheduled traffic package downgrade exists for instance `{instance_id}`."
+
+
+class TrafficPackageProcessing(ApiError):
+    code, status = "OPERATION_DENIED_INSTANCE_TRAFFIC_PACKAGE_PROCESSING", 403
+    template = "The traffic package of instance `{instance_id}` is being modified."
+
+
+class TrafficPackageLess(ApiError):
+    code, status = "INVALID_PARAMETER_TRAFFIC_PACKAGE_LESS", 400
+    template = "trafficPackageSize must be at least the default package of {minimum} TB."
+
+
+class TrafficPackageError(ApiError):
+    code, status = "INVALID_PARAMETER_TRAFFIC_PACKAGE_ERROR", 400
+    template = "trafficPackageSize `{value}` is invalid: it must be >= 0 and a multiple of 0.05."
+
+
+class InternetChargeTypeNotSupport(ApiError):
+    code, status = "OPERATION_DENIED_INTERNET_CHARGE_TYPE_NOT_SUPPORT", 403
+    template = "This operation requires internetChargeType {required}; the instance uses {actual}."
+
+
+class TrafficPackageExceed(ApiError):
+    code, status = "INVALID_PARAMETER_TRAFFIC_PACKAGE_EXCEED", 400
+    template = "trafficPackageSize must not exceed {maximum} TB."
+
+
+class NoTrafficPackage(ApiError):
+    code, status = "OPERATION_FAILED_INSTANCE_NOT_EXIST_TRAFFIC_PACKAGE", 403
+    template = "Instance `{instance_id}` does not have a traffic package."
+
+
+class DowngradeNotExistTrafficPackage(ApiError):
+    code, status = "OPERATION_DENIED_DOWNGRADE_NOT_EXIST", 404
+    template = "Instance `{instance_id}` has no scheduled traffic package downgrade."
+
+
+# --- instances and billing ---------------------------------------------------------------------
+
+
+class InstanceRecycled(ApiError):
+    code, status = "OPERATION_DENIED_INSTANCE_RECYCLED", 403
+    template = "Instance `{instance_id}` is in the recycle bin."
+
+
+class InstanceNotStopped(ApiError):
+    code, status = "OPERATION_DENIED_INSTANCE_NOT_STOPPED", 403
+    template = "Instance `{instance_id}` is not STOPPED."
+
+
+class InstanceStatusDenied(ApiError):
+    code, status = "OPERATION_DENIED_INSTANCE_STATUS", 403
+    template = (
+        "Instance `{instance_id}` is in status `{status}`, which does not allow this operation."
+    )
+
+
+class BalanceInsufficient(ApiError):
+    code, status = "OPERATION_DENIED_BALANCE_INSUFFICIENT", 403
+    template = "The account balance {balance} is insufficient to pay {amount}."
+
+
+class ChargeTypeNotSupport(ApiError):
+    code, status = "INVALID_CHARGE_TYPE_NOT_SUPPORT", 403
+    template = "instanceChargeType `{charge_type}` is not supported here."
+
+
+class IllegalTime(ApiError):
+    code, status, template = "INVALID_PARAMETER_ILLEGAL_TIME", 400, "{detail}"
+
+
+def all_error_classes() -> list[type[ApiError]]:
+    """Every concrete error class (used by docs and the OpenAPI document)."""
+    found: list[type[ApiError]] = []
+    stack: list[type[ApiError]] = [ApiError]
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            found.append(sub)
+            stack.append(sub)
+    return found
+
+
+class InstanceNameExceed(ApiError):
+    code, status = "INVALID_PARAMETER_INSTANCE_NAME_EXCEED", 400
+    template = "instanceName must be 1-64 letters, digits, '-', '.' or '_'."

@@ -1,0 +1,139 @@
+"""authenticate → find action → validate body → run the handler in ONE transaction → envelope.
+
+Everything here is synchronous and knows nothing about HTTP frameworks; the edge hands in a
+``Call`` and gets back a status and a JSON body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from zbmc.auth import Credentials, authenticate
+from zbmc.clock import Clock
+from zbmc.context import Context
+from zbmc.db.engine import unit_of_work
+from zbmc.errors import (
+    ApiError,
+    InternalServerError,
+    InvalidAction,
+    InvalidParameter,
+    InvalidVersion,
+    MissingParameter,
+)
+from zbmc.registry import ActionSpec, load_actions
+from zbmc.settings import Settings
+from zbmc.wire import DEFAULT_VERSION, VERSIONS, WireModel, to_wire
+
+log = logging.getLogger("zbmc.api")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API request as received, immutable."""
+
+    request_id: str
+    service: str
+    action: str | None
+    version: str | None
+    credentials: Credentials
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    body: bytes
+    code: str  # "OK" or the error code, for logs and metrics
+    tenant_id: str | None = None
+
+
+def new_request_id() -> str:
+    return "T" + str(uuid.uuid4()).upper()
+
+
+def error_body(request_id: str, error: ApiError) -> bytes:
+    return json.dumps(
+        {"requestId": request_id, "code": error.code, "message": error.message},
+        ensure_ascii=False,
+    ).encode()
+
+
+def error_outcome(request_id: str, error: ApiError, tenant_id: str | None = None) -> Outcome:
+    return Outcome(error.status, error_body(request_id, error), error.code, tenant_id)
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise InvalidParameter(detail="the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidParameter(detail="the request body must be a JSON object")
+    # Fields left unset are omitted by the SDKs; an explicit null means the same (spec Q6).
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def validate(spec: ActionSpec, payload: dict[str, Any]) -> WireModel:
+    try:
+        return spec.request.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        if first["type"] == "missing":
+            raise MissingParameter(name=where) from None
+        raise InvalidParameter(detail=f"invalid parameter `{where}`: {first['msg']}") from None
+
+
+class Pipeline:
+    def __init__(self, engine: Engine, settings: Settings, clock: Clock) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.actions = load_actions()
+
+    def handle(self, call: Call) -> Outcome:
+        tenant_id: str | None = None
+        try:
+            version = call.version or DEFAULT_VERSION
+            if version not in VERSIONS:
+                raise InvalidVersion(version=version)
+            if not call.action:
+                raise MissingParameter(name="X-ZC-Action")
+            spec = self.actions.get((call.service, call.action))
+            if spec is None:
+                raise InvalidAction(action=call.action)
+            request = validate(spec, decode_body(call.credentials.body))
+            with unit_of_work(self.engine, write=spec.write) as conn:
+                tenant_id = authenticate(
+                    conn,
+                    call.credentials,
+                    self.clock.wall(),
+                    self.settings.signature_window_seconds,
+                )
+                ctx = Context(conn, tenant_id, self.clock.now(conn), version, self.settings)
+                response = spec.handler(ctx, request)
+            data = {"requestId": call.request_id, **to_wire(response, version)}
+            body = json.dumps(
+                {"requestId": call.request_id, "response": data}, ensure_ascii=False
+            ).encode()
+            return Outcome(200, body, "OK", tenant_id)
+        except ApiError as error:
+            return error_outcome(call.request_id, error, tenant_id)
+        except Exception:
+            log.exception(
+                "internal error in %s", call.action, extra={"request_id": call.request_id}
+            )
+            return error_outcome(call.request_id, InternalServerError(), tenant_id)

@@ -1,0 +1,175 @@
+"""Provisioning an instance for a tenant from the admin CLI (until CreateInstances exists)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from zbmc.billing import ledger, orders
+from zbmc.clock import iso
+from zbmc.db.tables import instance_types, instances, offerings
+from zbmc.domain import lifecycle
+from zbmc.domain.changes import BY_TRAFFIC_PACKAGE, ENABLE, PREPAID
+from zbmc.domain.periods import add_months
+from zbmc.domain.pricing import PriceList, billable_mbps, billable_tb, quote
+from zbmc.domain.sizes import tb_to_gb
+from zbmc.tenancy import require_tenant
+
+
+class ProvisioningError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    tenant_id: str
+    zone_id: str
+    instance_type_id: str
+    instance_charge_type: str
+    internet_charge_type: str
+    bandwidth: int
+    traffic_package_tb: Decimal | None = None  # None: the offering's default package
+    no_traffic_package: bool = False  # a ByTrafficPackage instance without a package
+    period: int = 1
+    status: str = lifecycle.RUNNING
+    name: str = "instance"
+    image_id: str | None = None
+    auto_renew: bool = True
+    charge: bool = False  # take the first period's price from the balance
+
+
+def new_instance_id() -> str:
+    return str(10**17 + secrets.randbelow(9 * 10**17))
+
+
+def provision(conn: Connection, spec: InstanceSpec, now: int) -> str:
+    require_tenant(conn, spec.tenant_id)
+    offer = conn.execute(
+        select(offerings, instance_types.c.maximum_bandwidth)
+        .join(instance_types, instance_types.c.instance_type_id == offerings.c.instance_type_id)
+        .where(
+            offerings.c.zone_id == spec.zone_id,
+            offerings.c.instance_type_id == spec.instance_type_id,
+        )
+    ).first()
+    if offer is None:
+        raise ProvisioningError(f"{spec.instance_type_id} is not offered in {spec.zone_id}")
+    if spec.instance_charge_type not in offer.instance_charge_types:
+        raise ProvisioningError(f"{spec.instance_charge_type} is not sold for this offering")
+    if spec.internet_charge_type not in offer.internet_charge_types:
+        raise ProvisioningError(f"{spec.internet_charge_type} is not sold for this offering")
+    if not 1 <= spec.bandwidth <= offer.maximum_bandwidth_out:
+        raise ProvisioningError(f"bandwidth must be 1..{offer.maximum_bandwidth_out} Mbps")
+    if spec.status not in (lifecycle.RUNNING, lifecycle.STOPPED):
+        raise ProvisioningError("status must be RUNNING or STOPPED")
+    if spec.period < 1:
+        raise ProvisioningError("period must be at least 1 month")
+    package_gb: int | None = None
+    by_package = spec.internet_charge_type == BY_TRAFFIC_PACKAGE
+    if by_package and not spec.no_traffic_package:
+        try:
+            package_gb = (
+                offer.default_traffic_package_gb
+                if spec.traffic_package_tb is None
+                else tb_to_gb(spec.traffic_package_tb)
+            )
+        except ValueError as exc:
+            raise ProvisioningError(str(exc)) from None
+        if not offer.default_traffic_package_gb <= package_gb <= offer.maximum_traffic_package_gb:
+            raise ProvisioningError("traffic package outside the offering's default..maximum")
+    prepaid = spec.instance_charge_type == PREPAID
+    instance_id = new_instance_id()
+    expires = add_months(now, spec.period) if prepaid else None
+    conn.execute(
+        insert(instances).values(
+            instance_id=instance_id,
+            tenant_id=spec.tenant_id,
+            zone_id=spec.zone_id,
+            instance_type_id=spec.instance_type_id,
+            instance_name=spec.name,
+            hostname=spec.name,
+            image_id=spec.image_id,
+            instance_charge_type=spec.instance_charge_type,
+            internet_charge_type=spec.internet_charge_type,
+            status=spec.status,
+            bandwidth=spec.bandwidth,
+            traffic_package_gb=package_gb,
+            period=spec.period if prepaid else None,
+            auto_renew=spec.auto_renew if prepaid else False,
+            create_time=now,
+            period_start=now if prepaid else None,
+            expired_time=expires,
+            bw_status=ENABLE,
+            tp_status=ENABLE if by_package else None,
+            primary_ip=f"198.18.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}",
+            private_ip=f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}",
+            ipv6=f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}",
+            tags=[],
+        )
+    )
+    if spec.charge and prepaid:
+        _charge_first_period(conn, spec, instance_id, offer, package_gb, now, expires or now)
+    return instance_id
+
+
+def _charge_first_period(
+    conn: Connection,
+    spec: InstanceSpec,
+    instance_id: str,
+    offer: object,
+    package_gb: int | None,
+    now: int,
+    expires: int,
+) -> None:
+    prices = PriceList.from_strings(
+        **{
+            name: getattr(offer, name)
+            for name in (
+                "discount",
+                "instance_month",
+                "instance_hour",
+                "bandwidth_month",
+                "bandwidth_hour",
+                "traffic_tb_month",
+                "traffic_tb_hour",
+                "overage_gb",
+            )
+        }
+    )
+    monthly = (
+        prices.instance_month
+        + billable_mbps(spec.bandwidth, getattr(offer, "default_bandwidth_out"))
+        * prices.bandwidth_month
+    )
+    if package_gb is not None:
+        monthly += billable_tb(package_gb, getattr(offer, "default_traffic_package_gb")) * (
+            prices.traffic_tb_month
+        )
+    amount = quote(prices, monthly * spec.period)
+    number = orders.create(
+        conn,
+        tenant_id=spec.tenant_id,
+        instance_id=instance_id,
+        kind="CREATE",
+        from_value=None,
+        to_value=spec.period,
+        amount=amount.cents,
+        state=orders.ENABLED,
+        now=now,
+        effective_at=now,
+    )
+    entry = ledger.Entry(
+        kind=ledger.CHARGE,
+        amount=amount.cents,
+        description=f"instance {instance_id} first period {iso(now)} .. {iso(expires)}",
+        order_number=number,
+        instance_id=instance_id,
+        period_start=now,
+        period_end=expires,
+    )
+    if ledger.try_charge(conn, spec.tenant_id, entry, now) is None:
+        raise ProvisioningError("the balance does not cover the first period")

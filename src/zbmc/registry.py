@@ -1,0 +1,57 @@
+"""Explicit action registration: ``@action("ModifyInstanceBandwidth", ...)`` on each handler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from zbmc.wire import WireModel
+
+if TYPE_CHECKING:
+    from zbmc.context import Context
+
+Req = TypeVar("Req", bound=WireModel)
+Resp = TypeVar("Resp", bound=WireModel)
+Handler = Callable[["Context", Any], WireModel]
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    service: str
+    name: str
+    request: type[WireModel]
+    response: type[WireModel]
+    handler: Handler
+    write: bool
+    description: str
+
+
+ACTIONS: dict[tuple[str, str], ActionSpec] = {}
+
+
+def action(
+    name: str,
+    *,
+    request: type[Req],
+    response: type[Resp],
+    write: bool,
+    service: str = "bmc",
+) -> Callable[[Callable[[Context, Req], Resp]], Callable[[Context, Req], Resp]]:
+    def register(handler: Callable[[Context, Req], Resp]) -> Callable[[Context, Req], Resp]:
+        key = (service, name)
+        if key in ACTIONS:
+            raise RuntimeError(f"action {service}/{name} registered twice")
+        ACTIONS[key] = ActionSpec(
+            service, name, request, response, handler, write, (handler.__doc__ or "").strip()
+        )
+        return handler
+
+    return register
+
+
+def load_actions() -> dict[tuple[str, str], ActionSpec]:
+    """Import every service module (registering its actions) and return the registry."""
+    import zbmc.services.bmc  # noqa: F401
+
+    return ACTIONS

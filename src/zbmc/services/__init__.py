@@ -1,0 +1,1 @@
+"""API services; one package per service, one module per resource noun."""

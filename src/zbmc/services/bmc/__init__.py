@@ -1,0 +1,23 @@
+"""The bmc service. Importing this package registers every action."""
+
+from zbmc.services.bmc import (
+    available_resources,
+    bandwidth,
+    instance_types,
+    instances,
+    internet_status,
+    power,
+    traffic_package,
+    zones,
+)
+
+__all__ = [
+    "available_resources",
+    "bandwidth",
+    "instance_types",
+    "instances",
+    "internet_status",
+    "power",
+    "traffic_package",
+    "zones",
+]

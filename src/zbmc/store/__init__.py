@@ -1,0 +1,1 @@
+"""Query functions: the SQL the handlers and the worker share."""

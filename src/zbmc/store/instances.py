@@ -1,0 +1,98 @@
+"""Loading and updating instances, always scoped to their tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, and_, select, update
+from sqlalchemy.engine import Connection
+
+from zbmc.db.tables import instance_types, instances, offerings
+from zbmc.domain.changes import InstanceFacts
+from zbmc.domain.pricing import PriceList
+from zbmc.errors import InstanceNotFound, InstanceTypeZoneNoSell
+
+DEFAULT_MAXIMUM_PACKAGE_GB = 1_000_000  # 1000 TB when no offering says otherwise (spec Q-N3)
+
+_OFFERING_COLUMNS = [
+    c.label(f"offer_{c.name}") for c in offerings.c if c.name not in ("zone_id", "instance_type_id")
+]
+
+INSTANCE_WITH_CATALOGUE = select(
+    instances,
+    instance_types.c.is_ha,
+    instance_types.c.maximum_bandwidth.label("type_maximum_bandwidth"),
+    offerings.c.zone_id.label("offer_zone_id"),
+    *_OFFERING_COLUMNS,
+).select_from(
+    instances.join(
+        instance_types, instance_types.c.instance_type_id == instances.c.instance_type_id
+    ).outerjoin(
+        offerings,
+        and_(
+            offerings.c.zone_id == instances.c.zone_id,
+            offerings.c.instance_type_id == instances.c.instance_type_id,
+        ),
+    )
+)
+
+
+def load(conn: Connection, tenant_id: str, instance_id: str, *, lock: bool) -> Row[Any]:
+    """One instance of this tenant with its type and offering; another tenant's id is 'not found'."""
+    query = INSTANCE_WITH_CATALOGUE.where(
+        instances.c.instance_id == instance_id, instances.c.tenant_id == tenant_id
+    )
+    if lock:
+        query = query.with_for_update(of=instances)
+    row = conn.execute(query).first()
+    if row is None:
+        raise InstanceNotFound(instance_id=instance_id)
+    return row
+
+
+def facts(row: Row[Any]) -> InstanceFacts:
+    offered = row.offer_zone_id is not None
+    maximum = row.type_maximum_bandwidth
+    if offered:
+        maximum = min(maximum, row.offer_maximum_bandwidth_out)
+    return InstanceFacts(
+        instance_id=row.instance_id,
+        status=row.status,
+        instance_charge_type=row.instance_charge_type,
+        internet_charge_type=row.internet_charge_type,
+        is_ha=row.is_ha,
+        bandwidth=row.bandwidth,
+        maximum_bandwidth=maximum,
+        free_bandwidth=row.offer_default_bandwidth_out if offered else 0,
+        bw_status=row.bw_status,
+        package_gb=row.traffic_package_gb,
+        default_package_gb=row.offer_default_traffic_package_gb if offered else 0,
+        maximum_package_gb=(
+            row.offer_maximum_traffic_package_gb if offered else DEFAULT_MAXIMUM_PACKAGE_GB
+        ),
+        tp_status=row.tp_status,
+    )
+
+
+def price_list(row: Row[Any]) -> PriceList:
+    if row.offer_zone_id is None:
+        raise InstanceTypeZoneNoSell(instance_type_id=row.instance_type_id, zone_id=row.zone_id)
+    return PriceList.from_strings(
+        **{
+            name: getattr(row, f"offer_{name}")
+            for name in (
+                "discount",
+                "instance_month",
+                "instance_hour",
+                "bandwidth_month",
+                "bandwidth_hour",
+                "traffic_tb_month",
+                "traffic_tb_hour",
+                "overage_gb",
+            )
+        }
+    )
+
+
+def set_values(conn: Connection, instance_id: str, **values: Any) -> None:
+    conn.execute(update(instances).where(instances.c.instance_id == instance_id).values(**values))

@@ -1,4 +1,4 @@
-"""Every wire error is a class: code, HTTP status and message template. Rendered in one place (edge)."""
+"""Every wire error is a class: code, HTTP status and message template, rendered in one place."""
 
 from __future__ import annotations
 

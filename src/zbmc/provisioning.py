@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
@@ -40,6 +41,10 @@ class InstanceSpec:
     image_id: str | None = None
     auto_renew: bool = True
     charge: bool = False  # take the first period's price from the balance
+
+
+def _private_ip() -> str:
+    return f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
 
 
 def new_instance_id() -> str:
@@ -106,7 +111,7 @@ def provision(conn: Connection, spec: InstanceSpec, now: int) -> str:
             bw_status=ENABLE,
             tp_status=ENABLE if by_package else None,
             primary_ip=f"198.18.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}",
-            private_ip=f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}",
+            private_ip=_private_ip(),
             ipv6=f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}",
             tags=[],
         )
@@ -120,7 +125,7 @@ def _charge_first_period(
     conn: Connection,
     spec: InstanceSpec,
     instance_id: str,
-    offer: object,
+    offer: Any,
     package_gb: int | None,
     now: int,
     expires: int,
@@ -142,11 +147,10 @@ def _charge_first_period(
     )
     monthly = (
         prices.instance_month
-        + billable_mbps(spec.bandwidth, getattr(offer, "default_bandwidth_out"))
-        * prices.bandwidth_month
+        + billable_mbps(spec.bandwidth, offer.default_bandwidth_out) * prices.bandwidth_month
     )
     if package_gb is not None:
-        monthly += billable_tb(package_gb, getattr(offer, "default_traffic_package_gb")) * (
+        monthly += billable_tb(package_gb, offer.default_traffic_package_gb) * (
             prices.traffic_tb_month
         )
     amount = quote(prices, monthly * spec.period)

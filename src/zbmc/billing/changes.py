@@ -100,7 +100,8 @@ def execute(
                 amount=amount,
                 description=(
                     f"{change.kind.replace('_', ' ').lower()} upgrade {change.label(current)}"
-                    f" -> {change.label(target)}, prorated {iso(ctx.now)} .. {iso(row.expired_time)}"
+                    f" -> {change.label(target)},"
+                    f" prorated {iso(ctx.now)} .. {iso(row.expired_time)}"
                 ),
                 order_number=number,
                 instance_id=facts.instance_id,

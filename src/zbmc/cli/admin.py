@@ -38,7 +38,7 @@ from zbmc.tenancy import (
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-class Amount(click.ParamType):
+class Amount(click.ParamType):  # type: ignore[type-arg]
     name = "amount"
 
     def convert(

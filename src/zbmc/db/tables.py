@@ -164,6 +164,11 @@ instances = Table(
     Column("ipv6", String(64), nullable=True),
     Column("resource_group_id", String(64), nullable=True),
     Column("tags", JSON, nullable=False),
+    # billing progress, written by the worker only
+    Column("metered_until", BigInteger, nullable=True),  # postpaid: hours billed up to here
+    Column("traffic_cycle_start", BigInteger, nullable=True),  # package period being consumed
+    Column("overage_billed_gb", BigInteger, nullable=False, server_default="0"),
+    Column("recycled_at", BigInteger, nullable=True),
     Index("ix_instances_tenant", "tenant_id", "instance_id"),
 )
 
@@ -218,4 +223,18 @@ clock_state = Table(
     Column("clock_id", Integer, primary_key=True),
     Column("mode", String(16), nullable=False),  # system | simulated
     Column("offset_seconds", BigInteger, nullable=False),
+)
+
+# Traffic samples reported by network agents: bytes in and out over ``interval_seconds`` ending
+# at ``ts``. ``sample_id`` is chosen by the agent, so a resent sample is ignored.
+traffic_samples = Table(
+    "traffic_samples",
+    metadata,
+    Column("sample_id", String(128), primary_key=True),
+    Column("instance_id", String(40), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("interval_seconds", Integer, nullable=False),
+    Column("in_bytes", BigInteger, nullable=False),
+    Column("out_bytes", BigInteger, nullable=False),
+    Index("ix_traffic_samples_instance_ts", "instance_id", "ts"),
 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+
 from zbmc.domain.sizes import GB_PER_TB
 
 CENT = Decimal("0.01")

@@ -38,7 +38,7 @@ INSTANCE_WITH_CATALOGUE = select(
 
 
 def load(conn: Connection, tenant_id: str, instance_id: str, *, lock: bool) -> Row[Any]:
-    """One instance of this tenant with its type and offering; another tenant's id is 'not found'."""
+    """An instance of this tenant with its type and offering; other tenants' ids are not found."""
     query = INSTANCE_WITH_CATALOGUE.where(
         instances.c.instance_id == instance_id, instances.c.tenant_id == tenant_id
     )

@@ -38,9 +38,11 @@ class InstanceSpec:
     period: int = 1
     status: str = lifecycle.RUNNING
     name: str = "instance"
+    hostname: str | None = None  # None: the same as the name
     image_id: str | None = None
     auto_renew: bool = True
     charge: bool = False  # take the first period's price from the balance
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 def _private_ip() -> str:
@@ -96,7 +98,7 @@ def provision(conn: Connection, spec: InstanceSpec, now: int) -> str:
             zone_id=spec.zone_id,
             instance_type_id=spec.instance_type_id,
             instance_name=spec.name,
-            hostname=spec.name,
+            hostname=spec.hostname or spec.name,
             image_id=spec.image_id,
             instance_charge_type=spec.instance_charge_type,
             internet_charge_type=spec.internet_charge_type,
@@ -113,7 +115,7 @@ def provision(conn: Connection, spec: InstanceSpec, now: int) -> str:
             primary_ip=f"198.18.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}",
             private_ip=_private_ip(),
             ipv6=f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}",
-            tags=[],
+            tags=[{"key": k, "value": v} for k, v in spec.tags],
         )
     )
     if spec.charge and prepaid:

@@ -308,6 +308,8 @@ def instance() -> None:
 @click.option("--period", type=click.IntRange(min=1), default=1, show_default=True, help="Months.")
 @click.option("--status", type=click.Choice(["RUNNING", "STOPPED"]), default="RUNNING")
 @click.option("--name", default="instance", show_default=True)
+@click.option("--hostname", default=None, help="Default: the name.")
+@click.option("--tag", "tags", multiple=True, help="KEY=VALUE; repeatable.")
 @click.option("--image", "image_id", default=None)
 @click.option("--no-auto-renew", is_flag=True)
 @click.option("--charge", is_flag=True, help="Charge the first prepaid period to the balance.")
@@ -325,6 +327,8 @@ def instance_create(
     period: int,
     status: str,
     name: str,
+    hostname: str | None,
+    tags: tuple[str, ...],
     image_id: str | None,
     no_auto_renew: bool,
     charge: bool,
@@ -334,6 +338,12 @@ def instance_create(
     package: Decimal | None = None
     if traffic_package not in (None, "none"):
         package = AMOUNT.convert(traffic_package, None, ctx)
+    pairs: list[tuple[str, str]] = []
+    for text in tags:
+        tag_key, sep, tag_value = text.partition("=")
+        if not (sep and tag_key and tag_value):
+            raise click.BadParameter(f"{text!r}: use KEY=VALUE", param_hint="--tag")
+        pairs.append((tag_key, tag_value))
     spec = InstanceSpec(
         tenant_id=tenant_id,
         zone_id=zone_id,
@@ -346,6 +356,8 @@ def instance_create(
         period=period,
         status=status,
         name=name,
+        hostname=hostname,
+        tags=tuple(pairs),
         image_id=image_id,
         auto_renew=not no_auto_renew,
         charge=charge,

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from zbmc.admin_http import admin_routes
 from zbmc.clock import Clock
 from zbmc.db.engine import create_db_engine
 from zbmc.db.migrate import is_at_head
@@ -95,7 +96,11 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Edge:
             runtime.engine.dispose()
 
     shell = Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz)],
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            *admin_routes(runtime.engine, runtime.clock, settings.admin_token),
+        ],
         exception_handlers={404: _http_error, 405: _http_error},
         lifespan=lifespan,
     )

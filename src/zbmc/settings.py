@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ class Settings:
     driver: str = "noop"
     driver_delay_seconds: float = 0.0
     log_level: str = "info"
+    # Enables /admin/v1/* when set; kept out of repr so it never reaches a log line.
+    admin_token: str | None = field(default=None, repr=False)
 
     @property
     def effective_database_url(self) -> str:
@@ -52,6 +54,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "clock": _get(env, "CLOCK"),
         "driver": _get(env, "DRIVER"),
         "log_level": _get(env, "LOG_LEVEL"),
+        "admin_token": _get(env, "ADMIN_TOKEN"),
     }
     for name, kind in (
         ("PORT", int),

@@ -6,6 +6,7 @@ the JSON shapes are a contract that scripts and test harnesses rely on.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from zbmc.db.migrate import current_revision, head_revision, is_at_head, upgrade
 from zbmc.provisioning import InstanceSpec, ProvisioningError, provision
 from zbmc.settings import load_settings
 from zbmc.store import accounts
+from zbmc.store import traffic as traffic_store
 from zbmc.tenancy import (
     NotFound,
     create_key,
@@ -457,3 +459,39 @@ def clock_advance(ctx: click.Context, duration: str, as_json: bool) -> None:
     with transaction(ctx) as (conn, _now):
         now = runtime.clock.advance(conn, seconds)
     emit({"now": iso(now), "advancedSeconds": seconds}, as_json)
+
+
+# --- traffic -----------------------------------------------------------------------------------
+
+
+@admin.group()
+def traffic() -> None:
+    """Traffic samples reported by network agents."""
+
+
+def _samples_from_text(text: str) -> Any:
+    """A JSON array, a {"samples": [...]} object, or JSON lines (one sample object per line)."""
+    try:
+        data = json.loads(text, parse_float=Decimal)
+    except ValueError:
+        lines = [line for line in text.splitlines() if line.strip()]
+        try:
+            return [json.loads(line, parse_float=Decimal) for line in lines]
+        except ValueError as exc:
+            raise click.ClickException(f"not a JSON array nor JSON lines: {exc}") from None
+    if isinstance(data, dict):
+        return data.get("samples", [data])
+    return data
+
+
+@traffic.command("ingest")
+@click.argument("file", type=click.File("r"))
+@json_option
+@click.pass_context
+def traffic_ingest(ctx: click.Context, file: Any, as_json: bool) -> None:
+    """Store samples from FILE ('-' for stdin): a JSON array or JSON lines. All or nothing;
+    resent sampleIds are ignored. JSON: {accepted, duplicates}."""
+    raw = _samples_from_text(file.read())
+    with transaction(ctx) as (conn, _now):
+        result = traffic_store.ingest(conn, traffic_store.parse_samples(raw))
+    emit({"accepted": result.accepted, "duplicates": result.duplicates}, as_json)

@@ -7,6 +7,7 @@ from zbmc.services.bmc import (
     instances,
     internet_status,
     power,
+    traffic,
     traffic_package,
     zones,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "instances",
     "internet_status",
     "power",
+    "traffic",
     "traffic_package",
     "zones",
 ]

@@ -1,0 +1,204 @@
+"""Traffic samples: validating agents' batches, storing them once, reading a window back.
+
+Agents are operator-side, so a sample may name any tenant's instance. A batch is all or nothing:
+the first invalid sample rejects it, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from zbmc.db.tables import instances, traffic_samples
+from zbmc.domain.traffic_stats import parse_wire_time
+from zbmc.errors import IllegalTime
+
+DEFAULT_INTERVAL_SECONDS = 300
+MAX_INTERVAL_SECONDS = 86_400
+MAX_SAMPLE_ID_LENGTH = 128
+_CHUNK = 500  # ids per IN (...) list: far below every backend's bound-parameter limit
+_KEYS = frozenset(
+    {"sampleId", "instanceId", "time", "intervalSeconds", "inBytes", "outBytes", "inBps", "outBps"}
+)
+
+
+class SampleError(ValueError):
+    """A sample (and so its whole batch) is invalid; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    sample_id: str
+    instance_id: str
+    ts: int
+    interval_seconds: int
+    in_bytes: int
+    out_bytes: int
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+
+
+def _integer(where: str, name: str, value: Any) -> int:
+    # JSON may arrive with floats as Decimal; 300.0 is still a whole number of seconds or bytes.
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise SampleError(f"{where}: {name} must be a whole number, got {value!r}")
+    if isinstance(value, Decimal):
+        if not value.is_finite() or value != value.to_integral_value():
+            raise SampleError(f"{where}: {name} must be a whole number, got {value}")
+        return int(value)
+    return value
+
+
+def _text(where: str, name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise SampleError(f"{where}: {name} is required and must be a non-empty string")
+    return value
+
+
+def _time(where: str, value: Any) -> int:
+    if isinstance(value, str):
+        try:
+            return parse_wire_time("time", value)
+        except IllegalTime:
+            raise SampleError(
+                f"{where}: time {value!r} must be YYYY-MM-DDThh:mm:ssZ or Unix seconds"
+            ) from None
+    ts = _integer(where, "time", value)
+    if ts < 0:
+        raise SampleError(f"{where}: time must not be negative")
+    return ts
+
+
+def _volume(where: str, raw: Mapping[str, Any], direction: str, interval: int) -> int:
+    bytes_key, bps_key = f"{direction}Bytes", f"{direction}Bps"
+    if (bytes_key in raw) == (bps_key in raw):
+        raise SampleError(f"{where}: give exactly one of {bytes_key} and {bps_key}")
+    if bytes_key in raw:
+        volume = _integer(where, bytes_key, raw[bytes_key])
+    else:
+        bps = raw[bps_key]
+        if isinstance(bps, bool) or not isinstance(bps, int | Decimal):
+            raise SampleError(f"{where}: {bps_key} must be a number, got {bps!r}")
+        exact = Decimal(bps) * interval / 8
+        if not exact.is_finite() or exact != exact.to_integral_value():
+            raise SampleError(
+                f"{where}: {bps_key} {bps} over {interval} s is {exact} bytes, "
+                "not a whole number; send inBytes/outBytes instead"
+            )
+        volume = int(exact)
+    if volume < 0:
+        raise SampleError(f"{where}: {direction} traffic must not be negative")
+    return volume
+
+
+def parse_sample(raw: Any, index: int) -> Sample:
+    """One sample from its JSON object (keys as in docs/traffic.md)."""
+    where = f"sample {index}"
+    if not isinstance(raw, Mapping):
+        raise SampleError(f"{where}: must be a JSON object")
+    unknown = sorted(set(raw) - _KEYS)
+    if unknown:
+        raise SampleError(f"{where}: unknown keys {', '.join(unknown)}")
+    sample_id = _text(where, "sampleId", raw.get("sampleId"))
+    where = f"sample {index} ({sample_id})"
+    if len(sample_id) > MAX_SAMPLE_ID_LENGTH:
+        raise SampleError(f"{where}: sampleId is longer than {MAX_SAMPLE_ID_LENGTH} characters")
+    if "time" not in raw:
+        raise SampleError(f"{where}: time is required")
+    interval = _integer(
+        where, "intervalSeconds", raw.get("intervalSeconds", DEFAULT_INTERVAL_SECONDS)
+    )
+    if not 1 <= interval <= MAX_INTERVAL_SECONDS:
+        raise SampleError(f"{where}: intervalSeconds must be 1..{MAX_INTERVAL_SECONDS}")
+    return Sample(
+        sample_id=sample_id,
+        instance_id=_text(where, "instanceId", raw.get("instanceId")),
+        ts=_time(where, raw["time"]),
+        interval_seconds=interval,
+        in_bytes=_volume(where, raw, "in", interval),
+        out_bytes=_volume(where, raw, "out", interval),
+    )
+
+
+def parse_samples(raw: Any) -> list[Sample]:
+    if not isinstance(raw, list):
+        raise SampleError("samples must be a JSON array of sample objects")
+    return [parse_sample(item, i) for i, item in enumerate(raw)]
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(values), _CHUNK):
+        yield values[i : i + _CHUNK]
+
+
+def _existing(conn: Connection, column: Any, wanted: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(sorted(set(wanted))):
+        found.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+    return found
+
+
+def _row(sample: Sample) -> dict[str, Any]:
+    return {
+        "sample_id": sample.sample_id,
+        "instance_id": sample.instance_id,
+        "ts": sample.ts,
+        "interval_seconds": sample.interval_seconds,
+        "in_bytes": sample.in_bytes,
+        "out_bytes": sample.out_bytes,
+    }
+
+
+def ingest(conn: Connection, samples: Sequence[Sample]) -> IngestResult:
+    """Store the samples whose id is new; a resent id (stored or earlier in the batch) is a
+    duplicate and ignored, even if its values differ."""
+    wanted = {s.instance_id for s in samples}
+    missing = wanted - _existing(conn, instances.c.instance_id, wanted)
+    if missing:
+        raise SampleError(f"unknown instanceId: {', '.join(sorted(missing))}")
+    stored = _existing(conn, traffic_samples.c.sample_id, (s.sample_id for s in samples))
+    fresh: dict[str, Sample] = {}
+    for sample in samples:
+        if sample.sample_id not in stored:
+            fresh.setdefault(sample.sample_id, sample)
+    rows = [_row(s) for s in fresh.values()]
+    accepted = len(rows)
+    if rows:
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(traffic_samples), rows)
+        except IntegrityError:
+            # A concurrent batch stored some of the same ids after our check (PostgreSQL, READ
+            # COMMITTED): fall back to one SAVEPOINT per row and count the losers as duplicates.
+            accepted = 0
+            for row in rows:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(traffic_samples).values(**row))
+                    accepted += 1
+                except IntegrityError:
+                    pass
+    return IngestResult(accepted=accepted, duplicates=len(samples) - accepted)
+
+
+def window(
+    conn: Connection, instance_id: str, after: int, until: int
+) -> list[tuple[int, int, int]]:
+    """(ts, in_bytes, out_bytes) of the instance's samples with ``after < ts <= until``."""
+    c = traffic_samples.c
+    query = (
+        select(c.ts, c.in_bytes, c.out_bytes)
+        .where(c.instance_id == instance_id, c.ts > after, c.ts <= until)
+        .order_by(c.ts)
+    )
+    return [(int(r.ts), int(r.in_bytes), int(r.out_bytes)) for r in conn.execute(query)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -73,13 +74,38 @@ def decode_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        data = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+        # Strict UTF-8 (spec §1): json.loads on bytes would also accept UTF-16/32 and
+        # surrogates encoded in UTF-8.
+        data = json.loads(
+            body.decode("utf-8"), parse_float=Decimal, parse_constant=_reject_constant
+        )
+        # A `\ud800` escape without its pair decodes to a string that cannot be stored or sent.
+        unpaired = _SURROGATE_ESCAPE.search(body) is not None and _has_lone_surrogate(data)
     except (ValueError, RecursionError):
-        raise InvalidParameter(detail="the request body is not valid JSON") from None
+        raise InvalidParameter(detail="the request body is not valid UTF-8 JSON") from None
     if not isinstance(data, dict):
         raise InvalidParameter(detail="the request body must be a JSON object")
+    if unpaired:
+        raise InvalidParameter(detail="the request body contains an unpaired surrogate escape")
     # Fields left unset are omitted by the SDKs; an explicit null means the same (spec Q6).
     return {key: value for key, value in data.items() if value is not None}
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
 
 
 def _reject_constant(name: str) -> Any:
@@ -133,7 +159,11 @@ class Pipeline:
         except ApiError as error:
             return error_outcome(call.request_id, error, tenant_id)
         except Exception:
+            # The request id goes into the message itself so that any log format shows it.
             log.exception(
-                "internal error in %s", call.action, extra={"request_id": call.request_id}
+                "internal error in %s, request %s",
+                call.action,
+                call.request_id,
+                extra={"request_id": call.request_id},
             )
             return error_outcome(call.request_id, InternalServerError(), tenant_id)

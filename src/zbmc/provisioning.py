@@ -5,19 +5,18 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
-from zbmc.billing import ledger, orders
-from zbmc.clock import iso
+from zbmc.billing import orders
+from zbmc.billing.renewals import charge_period
 from zbmc.db.tables import instance_types, instances, offerings
 from zbmc.domain import lifecycle
 from zbmc.domain.changes import BY_TRAFFIC_PACKAGE, ENABLE, PREPAID
 from zbmc.domain.periods import add_months
-from zbmc.domain.pricing import PriceList, billable_mbps, billable_tb, quote
 from zbmc.domain.sizes import tb_to_gb
+from zbmc.store import instances as store
 from zbmc.tenancy import require_tenant
 
 
@@ -110,6 +109,10 @@ def provision(conn: Connection, spec: InstanceSpec, now: int) -> str:
             create_time=now,
             period_start=now if prepaid else None,
             expired_time=expires,
+            billing_anchor=now,
+            # hourly metering: postpaid usage, and traffic above a package
+            metered_until=now if not prepaid or package_gb is not None else None,
+            traffic_cycle_start=now if package_gb is not None else None,
             bw_status=ENABLE,
             tp_status=ENABLE if by_package else None,
             primary_ip=f"198.18.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}",
@@ -119,63 +122,10 @@ def provision(conn: Connection, spec: InstanceSpec, now: int) -> str:
         )
     )
     if spec.charge and prepaid:
-        _charge_first_period(conn, spec, instance_id, offer, package_gb, now, expires or now)
+        row = store.load(conn, spec.tenant_id, instance_id, lock=False)
+        if (
+            charge_period(conn, row, now, expires or now, now, "first period", orders.CREATE)
+            is None
+        ):
+            raise ProvisioningError("the balance does not cover the first period")
     return instance_id
-
-
-def _charge_first_period(
-    conn: Connection,
-    spec: InstanceSpec,
-    instance_id: str,
-    offer: Any,
-    package_gb: int | None,
-    now: int,
-    expires: int,
-) -> None:
-    prices = PriceList.from_strings(
-        **{
-            name: getattr(offer, name)
-            for name in (
-                "discount",
-                "instance_month",
-                "instance_hour",
-                "bandwidth_month",
-                "bandwidth_hour",
-                "traffic_tb_month",
-                "traffic_tb_hour",
-                "overage_gb",
-            )
-        }
-    )
-    monthly = (
-        prices.instance_month
-        + billable_mbps(spec.bandwidth, offer.default_bandwidth_out) * prices.bandwidth_month
-    )
-    if package_gb is not None:
-        monthly += billable_tb(package_gb, offer.default_traffic_package_gb) * (
-            prices.traffic_tb_month
-        )
-    amount = quote(prices, monthly * spec.period)
-    number = orders.create(
-        conn,
-        tenant_id=spec.tenant_id,
-        instance_id=instance_id,
-        kind="CREATE",
-        from_value=None,
-        to_value=spec.period,
-        amount=amount.cents,
-        state=orders.ENABLED,
-        now=now,
-        effective_at=now,
-    )
-    entry = ledger.Entry(
-        kind=ledger.CHARGE,
-        amount=amount.cents,
-        description=f"instance {instance_id} first period {iso(now)} .. {iso(expires)}",
-        order_number=number,
-        instance_id=instance_id,
-        period_start=now,
-        period_end=expires,
-    )
-    if ledger.try_charge(conn, spec.tenant_id, entry, now) is None:
-        raise ProvisioningError("the balance does not cover the first period")

@@ -17,6 +17,7 @@ from zbmc.billing import ledger, orders
 from zbmc.clock import iso
 from zbmc.context import Context
 from zbmc.domain.changes import ENABLE, PROCESSING, WAIT_TO_ENABLE, InstanceFacts, Plan
+from zbmc.domain.periods import months_between_anchor
 from zbmc.domain.pricing import (
     PriceList,
     Quote,
@@ -69,8 +70,10 @@ def upgrade_quote(
     delta = change.billable(facts, target) - change.billable(facts, current)
     if delta <= 0 or row.expired_time is None or row.period_start is None:
         return Quote(Decimal("0.00"), Decimal("0.00"))
+    # The paid span may hold several periods after an early RenewInstance: count its months.
+    months = max(1, months_between_anchor(row.period_start, row.expired_time))
     fraction = remaining_fraction(now, row.period_start, row.expired_time)
-    return prorated_upgrade(prices, delta, change.month_price(prices), row.period or 1, fraction)
+    return prorated_upgrade(prices, delta, change.month_price(prices), months, fraction)
 
 
 def hourly_rate(change: Change, row: Row[Any], facts: InstanceFacts, value: int) -> Decimal:

@@ -81,3 +81,19 @@ def _append(
             period_end=entry.period_end,
         )
     )
+
+
+def debit(conn: Connection, tenant_id: str, entry: Entry, now: int) -> int:
+    """Take a charge that is owed whatever the balance (metered postpaid usage): the balance may
+    go below zero (arrears) and blocks prepaid purchases until a top-up. Returns the new balance.
+    """
+    if entry.amount < 0:
+        raise ValueError("a charge is a positive amount")
+    new_balance = conn.execute(
+        update(tenants)
+        .where(tenants.c.tenant_id == tenant_id)
+        .values(balance=tenants.c.balance - entry.amount)
+        .returning(tenants.c.balance)
+    ).scalar_one()
+    _append(conn, tenant_id, entry, -entry.amount, int(new_balance), now)
+    return int(new_balance)

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import logging
+import contextlib
+import os
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 from sqlalchemy import Engine
 
-from zbmc.app import Runtime, build_runtime, create_app
+from zbmc import logs
+from zbmc.app import Runtime, build_runtime
 from zbmc.cli.admin import admin
 from zbmc.cli.output import emit
 from zbmc.db.engine import unit_of_work
 from zbmc.db.migrate import is_at_head, upgrade
 from zbmc.demo import ensure_demo, snippet
+from zbmc.metrics import MULTIPROC_ENV, reset_multiprocess_dir, scrape_registry
+from zbmc.ratelimit import parse_policy
 from zbmc.settings import Settings, load_settings
 from zbmc.worker import TickReport
 
@@ -58,7 +64,17 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port (env ZBMC_PORT, default 8080).")
 @click.option("--demo", is_flag=True, help="Set up the demo catalogue, tenant and instances.")
 @click.option("--migrate", is_flag=True, help="Upgrade the database schema before starting.")
-@click.option("--no-worker", is_flag=True, help="Do not run the background worker in this process.")
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Run no background worker in the API processes (run `zbmc worker` separately).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Number of API processes sharing the port (env ZBMC_WORKERS, default 1).",
+)
 @click.option("--log-level", default=None, help="debug, info, warning or error.")
 def serve(
     data_dir: Path | None,
@@ -67,13 +83,21 @@ def serve(
     demo: bool,
     migrate: bool,
     no_worker: bool,
+    workers: int | None,
     log_level: str | None,
 ) -> None:
     """Serve the API on POST /api/v2/bmc (with a background worker unless --no-worker)."""
     import uvicorn
 
     settings = settings_from(data_dir, host=host, port=port, log_level=log_level)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if no_worker:
+        settings = settings.with_overrides(run_worker=False)
+    logs.configure(settings.log_format, settings.log_level)
+    try:
+        parse_policy(settings.rate_limit, settings.rate_limit_actions)
+        processes = workers or int(os.environ.get("ZBMC_WORKERS") or 1)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     runtime = build_runtime(settings)
     if demo or migrate:
         upgrade(runtime.engine)
@@ -81,15 +105,45 @@ def serve(
     if demo:
         _announce_demo(runtime)
     runtime.engine.dispose()
-    app = create_app(settings, run_worker=not no_worker)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        timeout_graceful_shutdown=30,
+    # Each API process builds its app from the environment (the factory), so flags go there too.
+    os.environ.update(
+        ZBMC_DATA_DIR=str(settings.data_dir.resolve()),
+        ZBMC_HOST=settings.host,
+        ZBMC_PORT=str(settings.port),
+        ZBMC_LOG_LEVEL=settings.log_level,
+        ZBMC_RUN_WORKER="1" if settings.run_worker else "0",
     )
+    with _metrics_dir(processes):
+        uvicorn.run(
+            "zbmc.app:from_environment",
+            factory=True,
+            workers=processes,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=30,
+        )
+
+
+@contextlib.contextmanager
+def _metrics_dir(processes: int) -> Iterator[None]:
+    """Several processes share their Prometheus values through files in one directory."""
+    if processes == 1:
+        yield
+        return
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        reset_multiprocess_dir(given)
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="zbmc-metrics-") as path:
+        os.environ[MULTIPROC_ENV] = path
+        try:
+            yield
+        finally:
+            os.environ.pop(MULTIPROC_ENV, None)
 
 
 def _announce_demo(runtime: Runtime) -> None:
@@ -117,23 +171,40 @@ def _announce_demo(runtime: Runtime) -> None:
 @click.option("--once", is_flag=True, help="Run one tick (catching up on everything due) and exit.")
 @click.option("--interval", type=float, default=None, help="Seconds between ticks.")
 @click.option("--json", "as_json", is_flag=True, help="Print tick reports as JSON.")
-def worker(data_dir: Path | None, once: bool, interval: float | None, as_json: bool) -> None:
+@click.option(
+    "--metrics-port", type=int, default=None, help="Serve Prometheus /metrics on this port."
+)
+def worker(
+    data_dir: Path | None,
+    once: bool,
+    interval: float | None,
+    as_json: bool,
+    metrics_port: int | None,
+) -> None:
     """Apply due changes, finish Processing changes, renew and meter."""
     settings = settings_from(data_dir, worker_interval_seconds=interval)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    logs.configure(settings.log_format, settings.log_level)
     runtime = build_runtime(settings)
     require_head(runtime.engine)
-    while True:
-        report = runtime.worker.tick()
-        if once or report.applied or report.retried:
-            _print_report(report, as_json)
-        if once:
-            return
-        time.sleep(settings.worker_interval_seconds)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        registry = scrape_registry(runtime.engine, runtime.clock)
+        start_http_server(metrics_port, addr=settings.host, registry=registry)
+    try:
+        while True:
+            report = runtime.worker.tick()
+            if once or any(v for k, v in report.as_dict().items() if k != "now"):
+                _print_report(report, as_json)
+            if once:
+                return
+            time.sleep(settings.worker_interval_seconds)
+    finally:
+        runtime.engine.dispose()
 
 
 def _print_report(report: TickReport, as_json: bool) -> None:
-    emit({"now": report.now, "applied": report.applied, "retried": report.retried}, as_json)
+    emit(report.as_dict(), as_json)
     sys.stdout.flush()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -29,6 +30,8 @@ def head_revision(engine: Engine) -> str | None:
 
 
 def current_revision(engine: Engine) -> str | None:
+    # Checking the revision is routine (every start, every admin command): keep Alembic quiet.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 

@@ -165,7 +165,8 @@ instances = Table(
     Column("resource_group_id", String(64), nullable=True),
     Column("tags", JSON, nullable=False),
     # billing progress, written by the worker only
-    Column("metered_until", BigInteger, nullable=True),  # postpaid: hours billed up to here
+    Column("billing_anchor", BigInteger, nullable=True),  # prepaid periods count months from here
+    Column("metered_until", BigInteger, nullable=True),  # hourly metering done up to here
     Column("traffic_cycle_start", BigInteger, nullable=True),  # package period being consumed
     Column("overage_billed_gb", BigInteger, nullable=False, server_default="0"),
     Column("recycled_at", BigInteger, nullable=True),

@@ -97,3 +97,40 @@ def prorated_upgrade(
     fraction: Decimal,
 ) -> Quote:
     return quote(prices, units_delta * unit_month_price * period_months * fraction)
+
+
+def period_price(
+    prices: PriceList,
+    *,
+    months: int,
+    billable_bandwidth: int,
+    billable_package_tb: Decimal,
+) -> Quote:
+    """A whole prepaid period: instance + billable bandwidth + billable package, per month."""
+    monthly = (
+        prices.instance_month
+        + billable_bandwidth * prices.bandwidth_month
+        + billable_package_tb * prices.traffic_tb_month
+    )
+    return quote(prices, monthly * months)
+
+
+def hourly_price(
+    prices: PriceList, *, billable_bandwidth: int, billable_package_tb: Decimal
+) -> Quote:
+    """One postpaid hour: instance + billable bandwidth + billable package, per hour."""
+    raw = (
+        prices.instance_hour
+        + billable_bandwidth * prices.bandwidth_hour
+        + billable_package_tb * prices.traffic_tb_hour
+    )
+    return quote(prices, raw)
+
+
+GB = 10**9
+
+
+def overage_gb(used_bytes: int, package_gb: int) -> int:
+    """Whole GB above the package; a started GB counts as one (1 GB = 10^9 bytes)."""
+    excess = used_bytes - package_gb * GB
+    return 0 if excess <= 0 else -(-excess // GB)

@@ -31,6 +31,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_traffic_samples_instance_ts", ["instance_id", "ts"], unique=False)
 
     with op.batch_alter_table("instances", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("billing_anchor", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("metered_until", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("traffic_cycle_start", sa.BigInteger(), nullable=True))
         batch_op.add_column(
@@ -45,6 +46,7 @@ def downgrade() -> None:
         batch_op.drop_column("overage_billed_gb")
         batch_op.drop_column("traffic_cycle_start")
         batch_op.drop_column("metered_until")
+        batch_op.drop_column("billing_anchor")
 
     with op.batch_alter_table("traffic_samples", schema=None) as batch_op:
         batch_op.drop_index("ix_traffic_samples_instance_ts")

@@ -1,0 +1,243 @@
+"""Hourly metering: postpaid usage and traffic above the package.
+
+Rules (docs/billing.md):
+* A postpaid instance pays, for every whole hour since it was created, the instance hourly price
+  plus its billable bandwidth (ByBandwidth) or billable package (ByTrafficPackage) at the hourly
+  prices in force. Within an hour the HIGHEST value held in that hour is charged. STOPPED does not
+  stop billing (the server and its port stay reserved); RECYCLE does. Metered usage is owed: it
+  is debited even when the balance goes below zero (arrears; prepaid purchases then fail until a
+  top-up).
+* A ByTrafficPackage instance consumes its package with outbound bytes (traffic samples) within
+  package cycles of one calendar month from its billing anchor. Every hour the bytes of the cycle
+  so far are compared with the package; every started GB above it (1 GB = 10^9 bytes) is charged
+  once at the overage price; the count restarts with each cycle. Samples that arrive late are
+  picked up at the next hour of the same cycle.
+* Each charge is one ledger entry naming the instance, what it pays for and its period; progress
+  (``metered_until``, ``overage_billed_gb``, ``traffic_cycle_start``) is written in the same
+  transaction, so re-running the worker never charges twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.engine import Connection
+
+from zbmc.billing import ledger
+from zbmc.billing import orders as order_states
+from zbmc.clock import iso
+from zbmc.db.tables import orders, traffic_samples
+from zbmc.domain.changes import BY_BANDWIDTH, BY_TRAFFIC_PACKAGE, POSTPAID
+from zbmc.domain.lifecycle import RECYCLE
+from zbmc.domain.periods import add_months, months_between_anchor
+from zbmc.domain.pricing import (
+    PriceList,
+    billable_mbps,
+    billable_tb,
+    hourly_price,
+    overage_gb,
+    quote,
+)
+from zbmc.domain.sizes import gb_to_tb_text
+from zbmc.store import instances as store
+
+HOUR = 3600
+
+
+@dataclass(frozen=True)
+class History:
+    """Applied changes of one value (bandwidth or package) since metering last ran."""
+
+    current: int | None
+    changes: list[tuple[int, int | None, int | None]]  # (applied_at, from, to), by time
+
+    def highest(self, start: int, end: int) -> int | None:
+        value = self.current
+        for applied_at, from_value, _to in self.changes:
+            if applied_at > start:
+                value = from_value
+                break
+        values = [value] + [to for at, _f, to in self.changes if start <= at < end]
+        present = [v for v in values if v is not None]
+        return max(present) if present else None
+
+
+def _history(
+    conn: Connection, row: Row[Any], kind: str, current: int | None, since: int
+) -> History:
+    found = conn.execute(
+        select(orders.c.applied_at, orders.c.from_value, orders.c.to_value)
+        .where(
+            orders.c.instance_id == row.instance_id,
+            orders.c.kind == kind,
+            orders.c.state == order_states.ENABLED,
+            orders.c.applied_at > since,
+        )
+        .order_by(orders.c.applied_at, orders.c.created_at)
+    ).all()
+    return History(current, [(int(a), f, t) for a, f, t in found])
+
+
+def meter(conn: Connection, row: Row[Any], now: int) -> int:
+    """Bill every whole hour of ``row`` up to ``now``; return the number of ledger entries."""
+    start = int(row.metered_until)
+    if start + HOUR > now:
+        return 0
+    facts = store.facts(row)
+    prices = store.price_list(row)
+    bandwidth = _history(conn, row, order_states.BANDWIDTH, row.bandwidth, start)
+    package = _history(conn, row, order_states.TRAFFIC_PACKAGE, row.traffic_package_gb, start)
+    traffic = _TrafficCycle.load(conn, row, now) if _has_package(row) else None
+    entries = 0
+    hour = start
+    while hour + HOUR <= now:
+        end = hour + HOUR
+        if row.instance_charge_type == POSTPAID and row.status != RECYCLE:
+            entries += _charge_hour(
+                conn,
+                row,
+                facts.free_bandwidth,
+                facts.default_package_gb,
+                prices,
+                bandwidth,
+                package,
+                hour,
+                end,
+                now,
+            )
+        if traffic is not None:
+            entries += traffic.bill_until(conn, row, prices, end, now)
+        hour = end
+    values: dict[str, Any] = {"metered_until": hour}
+    if traffic is not None:
+        values |= {"traffic_cycle_start": traffic.start, "overage_billed_gb": traffic.billed_gb}
+    store.set_values(conn, row.instance_id, **values)
+    return entries
+
+
+def _has_package(row: Row[Any]) -> bool:
+    return row.internet_charge_type == BY_TRAFFIC_PACKAGE and row.traffic_package_gb is not None
+
+
+def _charge_hour(
+    conn: Connection,
+    row: Row[Any],
+    free_mbps: int,
+    free_gb: int,
+    prices: PriceList,
+    bandwidth: History,
+    package: History,
+    start: int,
+    end: int,
+    now: int,
+) -> int:
+    mbps = bandwidth.highest(start, end) or 0
+    package_gb = package.highest(start, end)
+    billable_bw = billable_mbps(mbps, free_mbps) if row.internet_charge_type == BY_BANDWIDTH else 0
+    billable_package = (
+        billable_tb(package_gb, free_gb)
+        if row.internet_charge_type == BY_TRAFFIC_PACKAGE and package_gb is not None
+        else Decimal(0)
+    )
+    amount = hourly_price(
+        prices, billable_bandwidth=billable_bw, billable_package_tb=billable_package
+    )
+    if amount.cents == 0:
+        return 0
+    what = (
+        f"{mbps} Mbps"
+        if row.internet_charge_type == BY_BANDWIDTH
+        else (f"{gb_to_tb_text(package_gb or 0)} TB package")
+    )
+    ledger.debit(
+        conn,
+        row.tenant_id,
+        ledger.Entry(
+            kind=ledger.CHARGE,
+            amount=amount.cents,
+            description=f"postpaid hour of instance {row.instance_id}: instance + {what}",
+            instance_id=row.instance_id,
+            period_start=start,
+            period_end=end,
+        ),
+        now,
+    )
+    return 1
+
+
+@dataclass
+class _TrafficCycle:
+    anchor: int
+    start: int
+    billed_gb: int
+    samples: list[tuple[int, int]]  # (ts, out_bytes) after the cycle start, by time
+
+    @classmethod
+    def load(cls, conn: Connection, row: Row[Any], now: int) -> _TrafficCycle:
+        anchor = row.billing_anchor if row.billing_anchor is not None else row.create_time
+        start = row.traffic_cycle_start if row.traffic_cycle_start is not None else anchor
+        samples = conn.execute(
+            select(traffic_samples.c.ts, traffic_samples.c.out_bytes)
+            .where(
+                traffic_samples.c.instance_id == row.instance_id,
+                traffic_samples.c.ts > start,
+                traffic_samples.c.ts <= now,
+            )
+            .order_by(traffic_samples.c.ts)
+        ).all()
+        return cls(
+            int(anchor),
+            int(start),
+            int(row.overage_billed_gb),
+            [(int(t), int(b)) for t, b in samples],
+        )
+
+    def _end(self) -> int:
+        return add_months(self.anchor, months_between_anchor(self.anchor, self.start) + 1)
+
+    def _used(self, start: int, until: int) -> int:
+        return sum(b for ts, b in self.samples if start < ts <= until)
+
+    def bill_until(
+        self, conn: Connection, row: Row[Any], prices: PriceList, end: int, now: int
+    ) -> int:
+        entries = 0
+        cycle_end = self._end()
+        if end > cycle_end:  # close the cycle first, then start the next one
+            entries += self._charge(conn, row, prices, cycle_end, now)
+            self.start, self.billed_gb = cycle_end, 0
+        return entries + self._charge(conn, row, prices, end, now)
+
+    def _charge(
+        self, conn: Connection, row: Row[Any], prices: PriceList, until: int, now: int
+    ) -> int:
+        package_gb = int(row.traffic_package_gb)
+        total = overage_gb(self._used(self.start, until), package_gb)
+        extra = total - self.billed_gb
+        if extra <= 0:
+            return 0
+        amount = quote(prices, extra * prices.overage_gb)
+        self.billed_gb = total
+        if amount.cents == 0:
+            return 0
+        ledger.debit(
+            conn,
+            row.tenant_id,
+            ledger.Entry(
+                kind=ledger.CHARGE,
+                amount=amount.cents,
+                description=(
+                    f"traffic overage of instance {row.instance_id}: {extra} GB above the "
+                    f"{gb_to_tb_text(package_gb)} TB package (cycle from {iso(self.start)},"
+                    f" {total} GB over so far)"
+                ),
+                instance_id=row.instance_id,
+                period_start=self.start,
+                period_end=until,
+            ),
+            now,
+        )
+        return 1

@@ -1,0 +1,127 @@
+"""Prepaid periods: renewal at expiry (by the worker) or on request (RenewInstance), and the
+recycle bin for instances whose period ended unpaid.
+
+The price of a period is taken at the prices in force when it is charged, for the values the
+instance will have during that period: a pending change (a paid upgrade still in Processing or a
+downgrade waiting for the boundary) counts with its target value.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.engine import Connection
+
+from zbmc.billing import ledger, orders
+from zbmc.clock import iso
+from zbmc.domain.changes import BY_BANDWIDTH, BY_TRAFFIC_PACKAGE
+from zbmc.domain.lifecycle import RECYCLE, RUNNING
+from zbmc.domain.periods import add_months, months_between_anchor
+from zbmc.domain.pricing import Quote, billable_mbps, billable_tb, period_price
+from zbmc.store import instances as store
+
+RENEWED, RECYCLED = "renewed", "recycled"
+
+
+def next_expiry(anchor: int, expiry: int, months: int) -> int:
+    """Counted from the anchor, so month ends do not drift (Jan 31 → Feb 28 → Mar 31)."""
+    return add_months(anchor, months_between_anchor(anchor, expiry) + months)
+
+
+def period_quote(row: Row[Any]) -> Quote:
+    facts = store.facts(row)
+    bandwidth = row.bw_pending if row.bw_pending is not None else row.bandwidth
+    package = row.tp_pending_gb if row.tp_pending_gb is not None else row.traffic_package_gb
+    billable_bw = (
+        billable_mbps(bandwidth, facts.free_bandwidth)
+        if row.internet_charge_type == BY_BANDWIDTH
+        else 0
+    )
+    billable_package = (
+        billable_tb(package, facts.default_package_gb)
+        if row.internet_charge_type == BY_TRAFFIC_PACKAGE and package is not None
+        else Decimal(0)
+    )
+    return period_price(
+        store.price_list(row),
+        months=row.period or 1,
+        billable_bandwidth=billable_bw,
+        billable_package_tb=billable_package,
+    )
+
+
+def charge_period(
+    conn: Connection,
+    row: Row[Any],
+    start: int,
+    end: int,
+    now: int,
+    why: str,
+    kind: str = orders.RENEW,
+) -> tuple[str, int] | None:
+    """Charge one period [start, end); return (order number, cents) or None if unaffordable."""
+    amount = period_quote(row).cents
+    number = orders.new_order_number()
+    if amount > 0:
+        entry = ledger.Entry(
+            kind=ledger.CHARGE,
+            amount=amount,
+            description=f"{why} of instance {row.instance_id} for {iso(start)} .. {iso(end)}",
+            order_number=number,
+            instance_id=row.instance_id,
+            period_start=start,
+            period_end=end,
+        )
+        if ledger.try_charge(conn, row.tenant_id, entry, now) is None:
+            return None
+    orders.create(
+        conn,
+        order_number=number,
+        tenant_id=row.tenant_id,
+        instance_id=row.instance_id,
+        kind=kind,
+        from_value=start,
+        to_value=end,
+        amount=amount,
+        state=orders.ENABLED,
+        now=now,
+        effective_at=start,
+    )
+    return number, amount
+
+
+def renew_at_expiry(conn: Connection, row: Row[Any], now: int) -> str:
+    """The period of ``row`` has ended: renew it if auto-renew is on and paid, else recycle."""
+    boundary = int(row.expired_time)
+    anchor = row.billing_anchor if row.billing_anchor is not None else row.create_time
+    end = next_expiry(anchor, boundary, row.period or 1)
+    if row.auto_renew and charge_period(conn, row, boundary, end, now, "auto-renewal"):
+        store.set_values(conn, row.instance_id, period_start=boundary, expired_time=end)
+        return RENEWED
+    store.set_values(conn, row.instance_id, status=RECYCLE, recycled_at=boundary)
+    return RECYCLED
+
+
+def renew_on_request(conn: Connection, row: Row[Any], now: int) -> str | None:
+    """RenewInstance: extend an active period, or bring a recycled instance back from now on.
+    Returns the order number, or None when the balance does not cover the period."""
+    months = row.period or 1
+    if row.status == RECYCLE:
+        start, end = now, add_months(now, months)
+        values: dict[str, Any] = {
+            "status": RUNNING,
+            "recycled_at": None,
+            "billing_anchor": now,
+            "period_start": now,
+        }
+    else:
+        anchor = row.billing_anchor if row.billing_anchor is not None else row.create_time
+        start, end = int(row.expired_time), next_expiry(anchor, int(row.expired_time), months)
+        values = {}
+    charged = charge_period(conn, row, start, end, now, "renewal")
+    if charged is None:
+        return None
+    store.set_values(conn, row.instance_id, expired_time=end, auto_renew=True, **values)
+    return charged[0]

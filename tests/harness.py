@@ -145,6 +145,7 @@ class Stack:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1  # API processes (`zbmc serve --workers N`)
 
     @property
     def admin(self) -> Admin:
@@ -172,7 +173,8 @@ class Stack:
         }
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "zbmc", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "zbmc", "serve", "--port", str(self.port)]
+                + (["--workers", str(self.workers)] if self.workers > 1 else []),
                 env=environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine, text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from zbmc import logs, metrics
 from zbmc.admin_http import admin_routes
 from zbmc.clock import Clock
 from zbmc.db.engine import create_db_engine
@@ -20,8 +22,9 @@ from zbmc.db.migrate import is_at_head
 from zbmc.drivers import make_driver
 from zbmc.edge import Edge
 from zbmc.errors import ApiError, MethodNotAllowed, PathNotFound
-from zbmc.pipeline import Pipeline, error_body, new_request_id
-from zbmc.settings import Settings
+from zbmc.pipeline import Call, Outcome, Pipeline, error_body, new_request_id
+from zbmc.ratelimit import build_limiter
+from zbmc.settings import Settings, load_settings
 from zbmc.worker import Worker, WorkerThread
 
 
@@ -40,7 +43,8 @@ class Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     engine = create_db_engine(settings.effective_database_url)
     clock = Clock()
-    return Runtime(settings, engine, clock, Worker(engine, clock, make_driver(settings.driver)))
+    worker = metrics.MeteredWorker(engine, clock, make_driver(settings.driver))
+    return Runtime(settings, engine, clock, worker)
 
 
 def _envelope(error: ApiError) -> Response:
@@ -60,13 +64,42 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _envelope(PathNotFound(path=request.url.path))
 
 
-def create_app(settings: Settings, *, run_worker: bool = True) -> Edge:
+def from_environment() -> Edge:
+    """The app factory of ``zbmc serve`` (``--workers N`` runs it in each process): every
+    setting, flags included, arrives through ``ZBMC_*`` environment variables."""
+    settings = load_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    return create_app(settings)
+
+
+def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
+    run_worker = settings.run_worker if run_worker is None else run_worker
     runtime = build_runtime(settings)
     if not is_at_head(runtime.engine):
         raise SchemaBehind(
             "the database schema is not at the latest migration; run `zbmc admin db upgrade`"
         )
     pipeline = Pipeline(runtime.engine, settings, runtime.clock)
+    known_actions = {name for _service, name in pipeline.actions}
+    limiter = build_limiter(
+        settings.rate_limit,
+        settings.rate_limit_actions,
+        settings.redis_url,
+        settings.redis_prefix,
+        known_actions,
+    )
+    scrape = metrics.scrape_registry(runtime.engine, runtime.clock)
+
+    def observe(call: Call, outcome: Outcome, seconds: float) -> None:
+        metrics.observe_request(call, outcome, seconds, known_actions)
+        logs.log_request(
+            call.request_id, outcome.tenant_id, call.action, outcome.code, outcome.status, seconds
+        )
+
+    def prometheus(_request: Request) -> Response:
+        # A plain function: Starlette runs it in a thread, keeping the scrape's queries off
+        # the event loop.
+        return Response(metrics.render(scrape), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -93,15 +126,18 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Edge:
         finally:
             if thread is not None:
                 thread.stop()
+            if limiter is not None:
+                await limiter.close()
             runtime.engine.dispose()
 
     shell = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", prometheus),
             *admin_routes(runtime.engine, runtime.clock, settings.admin_token),
         ],
         exception_handlers={404: _http_error, 405: _http_error},
         lifespan=lifespan,
     )
-    return Edge(pipeline, shell)
+    return Edge(pipeline, shell, observe, limiter.admit if limiter is not None else None)

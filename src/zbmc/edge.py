@@ -14,7 +14,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from zbmc.auth import Credentials
-from zbmc.errors import ApiError, BodyTooLarge, MethodNotAllowed, PathNotFound
+from zbmc.errors import (
+    ApiError,
+    BodyTooLarge,
+    MethodNotAllowed,
+    PathNotFound,
+    RequestLimitExceeded,
+)
 from zbmc.pipeline import Call, Outcome, Pipeline, error_outcome, new_request_id
 
 Scope = MutableMapping[str, Any]
@@ -74,11 +80,14 @@ class Edge:
         pipeline: Pipeline,
         shell: ASGIApp,
         observe: Callable[[Call, Outcome, float], None] | None = None,
+        admit: Callable[[Call, str], Awaitable[bool]] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.shell = shell
         self.limit = pipeline.settings.max_body_bytes
         self.observe = observe
+        # Rate limiting (zbmc.ratelimit): called with the client host, before any database work.
+        self.admit = admit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
@@ -117,7 +126,10 @@ class Edge:
             ),
         )
         started = time.perf_counter()
-        outcome = self.pipeline.handle(call)
+        if self.admit is not None and not await self.admit(call, (scope.get("client") or ("",))[0]):
+            outcome = error_outcome(call.request_id, RequestLimitExceeded())
+        else:
+            outcome = self.pipeline.handle(call)
         await send_outcome(send, call.request_id, outcome)
         if self.observe is not None:
             self.observe(call, outcome, time.perf_counter() - started)

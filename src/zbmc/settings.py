@@ -24,6 +24,13 @@ class Settings:
     driver: str = "noop"
     driver_delay_seconds: float = 0.0
     log_level: str = "info"
+    log_format: str = "text"  # "text" or "json" (one JSON object per line)
+    run_worker: bool = True  # background worker thread in each API process
+    rate_limit: str | None = None  # e.g. "20/s,burst=40"; None = no default limit
+    rate_limit_actions: str | None = None  # e.g. "ModifyInstanceBandwidth=5/s"
+    # Shares rate-limit buckets across processes; may carry a password, so not in repr.
+    redis_url: str | None = field(default=None, repr=False)
+    redis_prefix: str = "zbmc"
     # Enables /admin/v1/* when set; kept out of repr so it never reaches a log line.
     admin_token: str | None = field(default=None, repr=False)
 
@@ -55,7 +62,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "driver": _get(env, "DRIVER"),
         "log_level": _get(env, "LOG_LEVEL"),
         "admin_token": _get(env, "ADMIN_TOKEN"),
+        "log_format": _get(env, "LOG_FORMAT"),
+        "rate_limit": _get(env, "RATE_LIMIT"),
+        "rate_limit_actions": _get(env, "RATE_LIMIT_ACTIONS"),
+        "redis_url": _get(env, "REDIS_URL"),
+        "redis_prefix": _get(env, "REDIS_PREFIX"),
     }
+    run_worker = _get(env, "RUN_WORKER")
+    if run_worker is not None:
+        if run_worker.lower() not in ("0", "1", "true", "false", "yes", "no"):
+            raise ValueError(f"ZBMC_RUN_WORKER must be a boolean, got {run_worker!r}")
+        values["run_worker"] = run_worker.lower() in ("1", "true", "yes")
     for name, kind in (
         ("PORT", int),
         ("MAX_BODY_BYTES", int),
@@ -72,4 +89,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     settings = base.with_overrides(**values)
     if settings.clock not in ("system", "simulated"):
         raise ValueError(f"ZBMC_CLOCK must be 'system' or 'simulated', got {settings.clock!r}")
+    if settings.log_format not in ("text", "json"):
+        raise ValueError(f"ZBMC_LOG_FORMAT must be 'text' or 'json', got {settings.log_format!r}")
     return settings

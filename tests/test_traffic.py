@@ -92,7 +92,7 @@ def hour_ago() -> int:
     return int(time.time()) // 300 * 300 - 3600
 
 
-def sample(sample_id: str, instance_id: str, ts: int, **values: Any) -> dict[str, Any]:
+def sample(sample_id: str, instance_id: str, ts: int | str, **values: Any) -> dict[str, Any]:
     return {"sampleId": sample_id, "instanceId": instance_id, "time": ts, **values}
 
 

@@ -22,6 +22,7 @@ from zbmc.errors import IllegalTime
 DEFAULT_INTERVAL_SECONDS = 300
 MAX_INTERVAL_SECONDS = 86_400
 MAX_SAMPLE_ID_LENGTH = 128
+_BULK_ATTEMPTS = 3  # then one SAVEPOINT per row, whatever the contention
 _CHUNK = 500  # ids per IN (...) list: far below every backend's bound-parameter limit
 _KEYS = frozenset(
     {"sampleId", "instanceId", "time", "intervalSeconds", "inBytes", "outBytes", "inBps", "outBps"}
@@ -89,13 +90,13 @@ def _volume(where: str, raw: Mapping[str, Any], direction: str, interval: int) -
         bps = raw[bps_key]
         if isinstance(bps, bool) or not isinstance(bps, int | Decimal):
             raise SampleError(f"{where}: {bps_key} must be a number, got {bps!r}")
-        exact = Decimal(bps) * interval / 8
-        if not exact.is_finite() or exact != exact.to_integral_value():
+        bits = Decimal(bps) * interval if isinstance(bps, Decimal) else bps * interval
+        if not Decimal(bits).is_finite() or bits % 8 != 0:
             raise SampleError(
-                f"{where}: {bps_key} {bps} over {interval} s is {exact} bytes, "
+                f"{where}: {bps_key} {bps} over {interval} s is {Decimal(bits) / 8} bytes, "
                 "not a whole number; send inBytes/outBytes instead"
             )
-        volume = int(exact)
+        volume = int(bits) // 8
     if volume < 0:
         raise SampleError(f"{where}: {direction} traffic must not be negative")
     return volume
@@ -159,6 +160,30 @@ def _row(sample: Sample) -> dict[str, Any]:
     }
 
 
+def _fresh(conn: Connection, samples: Sequence[Sample]) -> list[dict[str, Any]]:
+    """Rows for the samples whose id is neither stored nor earlier in the batch."""
+    stored = _existing(conn, traffic_samples.c.sample_id, (s.sample_id for s in samples))
+    fresh: dict[str, Sample] = {}
+    for sample in samples:
+        if sample.sample_id not in stored:
+            fresh.setdefault(sample.sample_id, sample)
+    # One order for every batch, so two batches sharing new ids wait on each other instead of
+    # deadlocking (PostgreSQL locks each unique key as it inserts it).
+    return [_row(fresh[sample_id]) for sample_id in sorted(fresh)]
+
+
+def _insert_each(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    accepted = 0
+    for row in rows:
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(traffic_samples).values(**row))
+            accepted += 1
+        except IntegrityError:
+            pass
+    return accepted
+
+
 def ingest(conn: Connection, samples: Sequence[Sample]) -> IngestResult:
     """Store the samples whose id is new; a resent id (stored or earlier in the batch) is a
     duplicate and ignored, even if its values differ."""
@@ -166,28 +191,19 @@ def ingest(conn: Connection, samples: Sequence[Sample]) -> IngestResult:
     missing = wanted - _existing(conn, instances.c.instance_id, wanted)
     if missing:
         raise SampleError(f"unknown instanceId: {', '.join(sorted(missing))}")
-    stored = _existing(conn, traffic_samples.c.sample_id, (s.sample_id for s in samples))
-    fresh: dict[str, Sample] = {}
-    for sample in samples:
-        if sample.sample_id not in stored:
-            fresh.setdefault(sample.sample_id, sample)
-    rows = [_row(s) for s in fresh.values()]
-    accepted = len(rows)
-    if rows:
+    rows = _fresh(conn, samples)
+    for _attempt in range(_BULK_ATTEMPTS):
+        if not rows:
+            return IngestResult(accepted=0, duplicates=len(samples))
         try:
             with conn.begin_nested():
                 conn.execute(insert(traffic_samples), rows)
+            return IngestResult(accepted=len(rows), duplicates=len(samples) - len(rows))
         except IntegrityError:
-            # A concurrent batch stored some of the same ids after our check (PostgreSQL, READ
-            # COMMITTED): fall back to one SAVEPOINT per row and count the losers as duplicates.
-            accepted = 0
-            for row in rows:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(insert(traffic_samples).values(**row))
-                    accepted += 1
-                except IntegrityError:
-                    pass
+            # A concurrent batch committed some of the same ids after our check (PostgreSQL,
+            # READ COMMITTED): the next statement sees them, so check again and retry in bulk.
+            rows = _fresh(conn, samples)
+    accepted = _insert_each(conn, rows)
     return IngestResult(accepted=accepted, duplicates=len(samples) - accepted)
 
 

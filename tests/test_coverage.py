@@ -1,0 +1,65 @@
+"""The action coverage table: zbmc implements only actions the official SDK has (in both API
+versions), and docs/coverage.md is what scripts/coverage_table.py generates."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from zbmc.registry import load_actions
+from zbmc.wire import V2022, V2026
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "coverage_table", ROOT / "scripts" / "coverage_table.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_registered_action_is_in_both_sdk_clients(generator: ModuleType) -> None:
+    registered = {name for service, name in load_actions() if service == "bmc"}
+    assert registered, "no actions registered"
+    for version in (V2022, V2026):
+        missing = registered - generator.sdk_actions(version)
+        assert not missing, f"not in the {version} SDK client: {sorted(missing)}"
+
+
+def test_sdk_action_lists_are_the_clients_methods(generator: ModuleType) -> None:
+    v2022, v2026 = generator.sdk_actions(V2022), generator.sdk_actions(V2026)
+    # spec README §8: the version-specific extras on each side
+    assert {"ModifyBackendWeight", "ModifyLoadBalancerBandwidth"} <= v2022 - v2026
+    assert {"ResetInstanceIpmiPassword", "DescribeInstanceIpmiUrl"} <= v2026 - v2022
+    assert {"ModifyInstanceBandwidth", "ModifyInstanceTrafficPackage"} <= v2022 & v2026
+    assert not {name for name in v2022 | v2026 if not name[0].isupper()}
+
+
+def test_table_lists_every_action_once(generator: ModuleType) -> None:
+    rows = [line for line in generator.render().splitlines() if line.startswith("| ")][1:]
+    names = [row.split("|")[1].strip() for row in rows]
+    assert len(names) == len(set(names))
+    registered = {name for service, name in load_actions() if service == "bmc"}
+    expected = generator.sdk_actions(V2022) | generator.sdk_actions(V2026) | registered
+    assert set(names) == expected
+    for row in rows:
+        cells = [cell.strip() for cell in row.split("|")[1:-1]]
+        assert cells[3] == ("yes" if cells[0] in registered else "no"), row
+        assert cells[4] == (f"{V2022}, {V2026}" if cells[0] in registered else "-"), row
+
+
+def test_docs_coverage_is_up_to_date(generator: ModuleType) -> None:
+    path = ROOT / "docs" / "coverage.md"
+    assert path.read_text(encoding="utf-8") == generator.render(), (
+        "docs/coverage.md is stale: run python scripts/coverage_table.py"
+    )
+    assert generator.main(["--check"]) == 0

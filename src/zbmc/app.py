@@ -22,6 +22,7 @@ from zbmc.db.migrate import is_at_head
 from zbmc.drivers import make_driver
 from zbmc.edge import Edge
 from zbmc.errors import ApiError, MethodNotAllowed, PathNotFound
+from zbmc.openapi import build_document
 from zbmc.pipeline import Call, Outcome, Pipeline, error_body, new_request_id
 from zbmc.ratelimit import build_limiter
 from zbmc.settings import Settings, load_settings
@@ -43,7 +44,7 @@ class Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     engine = create_db_engine(settings.effective_database_url)
     clock = Clock()
-    worker = metrics.MeteredWorker(engine, clock, make_driver(settings.driver))
+    worker = metrics.MeteredWorker(engine, clock, make_driver(settings.driver, settings.driver_command))
     return Runtime(settings, engine, clock, worker)
 
 
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
             "the database schema is not at the latest migration; run `zbmc admin db upgrade`"
         )
     pipeline = Pipeline(runtime.engine, settings, runtime.clock)
+    openapi_document = build_document(pipeline.actions)
     known_actions = {name for _service, name in pipeline.actions}
     limiter = build_limiter(
         settings.rate_limit,
@@ -100,6 +102,9 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
         # A plain function: Starlette runs it in a thread, keeping the scrape's queries off
         # the event loop.
         return Response(metrics.render(scrape), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(openapi_document)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -135,6 +140,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", prometheus),
+            Route("/openapi.json", openapi),
             *admin_routes(runtime.engine, runtime.clock, settings.admin_token),
         ],
         exception_handlers={404: _http_error, 405: _http_error},

@@ -23,6 +23,7 @@ class Settings:
     worker_interval_seconds: float = 1.0
     driver: str = "noop"
     driver_delay_seconds: float = 0.0
+    driver_command: str | None = None  # the program run by the "command" driver
     log_level: str = "info"
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
     run_worker: bool = True  # background worker thread in each API process
@@ -60,6 +61,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "host": _get(env, "HOST"),
         "clock": _get(env, "CLOCK"),
         "driver": _get(env, "DRIVER"),
+        "driver_command": _get(env, "DRIVER_COMMAND"),
         "log_level": _get(env, "LOG_LEVEL"),
         "admin_token": _get(env, "ADMIN_TOKEN"),
         "log_format": _get(env, "LOG_FORMAT"),

@@ -1,0 +1,92 @@
+"""Driving a server with wrk and reading back one measurement."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pools import write_pool
+
+LUA = Path(__file__).resolve().parent / "wrk" / "pool.lua"
+THREADS = 1  # one wrk thread: on 2 cores the other core belongs to the server under test
+
+
+@dataclass
+class Measurement:
+    target: str
+    scenario: str
+    dataset: str
+    connections: int
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    non2xx: int
+    socket_errors: int
+    load_before: float
+    ratio: float | None = None  # rps / ceiling rps at the same connection count
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def wrk(
+    host: str,
+    pool: Sequence[Sequence[str]],
+    connections: int,
+    seconds: float,
+    *,
+    target: str,
+    scenario: str,
+    dataset: str,
+) -> Measurement:
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="zbmc-bench-") as tmp:
+        pool_file = write_pool(Path(tmp) / "pool.lua", pool)
+        command = [
+            "wrk",
+            f"-t{THREADS}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(LUA),
+            f"http://{host}/",
+            "--",
+            str(pool_file),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed: {done.stdout}{done.stderr}")
+    line = next(x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON "))
+    data = json.loads(line.removeprefix("BENCH_JSON "))
+    elapsed = data["duration_us"] / 1e6
+    return Measurement(
+        target=target,
+        scenario=scenario,
+        dataset=dataset,
+        connections=connections,
+        requests=data["requests"],
+        seconds=round(elapsed, 2),
+        rps=round(data["requests"] / elapsed, 1),
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+        non2xx=data["non2xx"],
+        socket_errors=sum(
+            data[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts")
+        ),
+        load_before=round(load_before, 2),
+    )

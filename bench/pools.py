@@ -1,0 +1,132 @@
+"""Pre-built HTTP requests for wrk, written as a Lua file that ``wrk/pool.lua`` cycles through.
+
+wrk's Lua cannot compute HMAC-SHA256, so every zbmc request is signed here, with the current
+timestamp, immediately before its wrk run (the server accepts ±300 s; no run lasts that long).
+Each wrk thread has its own Lua state, so the pool is split into one list per thread over
+disjoint instances: two threads never send the same change to the same instance.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from zbmc.signature import ALGORITHM, SIGNED_HEADERS, sign
+
+CONTENT_TYPE = "application/json"
+
+
+def raw_request(host: str, headers: dict[str, str], body: bytes, path: str = "/") -> str:
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append(f"Content-Length: {len(body)}")
+    return "\r\n".join(lines) + "\r\n\r\n" + body.decode()
+
+
+def signed(
+    host: str, key: tuple[str, str], action: str, payload: dict[str, object], version: str
+) -> str:
+    """A request exactly as the official SDK signs it (ZC2-HMAC-SHA256 over content-type;host)."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    timestamp = str(int(time.time()))
+    signature = sign(key[1], CONTENT_TYPE, host, timestamp, body)
+    headers = {
+        "Content-Type": CONTENT_TYPE,
+        "X-ZC-Action": action,
+        "X-ZC-Version": version,
+        "X-ZC-Timestamp": timestamp,
+        "X-ZC-Signature-Method": ALGORITHM,
+        "Authorization": (
+            f"{ALGORITHM} Credential={key[0]}, SignedHeaders={SIGNED_HEADERS}, "
+            f"Signature={signature}"
+        ),
+    }
+    return raw_request(host, headers, body, "/api/v2/bmc")
+
+
+def _lua_string(text: str) -> str:
+    escaped = (
+        text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r").replace("\n", "\\n")
+    )
+    return f'"{escaped}"'
+
+
+def write_pool(path: Path, per_thread: Sequence[Sequence[str]]) -> Path:
+    """Write ``return { {req, req, ...}, {...} }``: one list of raw requests per wrk thread."""
+    with path.open("w") as out:
+        out.write("return {\n")
+        for requests in per_thread:
+            out.write("{\n")
+            for request in requests:
+                out.write(_lua_string(request) + ",\n")
+            out.write("},\n")
+        out.write("}\n")
+    return path
+
+
+def split(items: Sequence[str], threads: int) -> list[list[str]]:
+    return [list(items[t::threads]) for t in range(threads)]
+
+
+def modify_bandwidth(
+    host: str, key: tuple[str, str], instance_ids: Sequence[str], threads: int, version: str
+) -> list[list[str]]:
+    """Per thread: every instance of its share to 200 Mbps, then every one back to 100 Mbps.
+
+    The instances are POSTPAID, so each change is accepted free of charge and is Processing
+    until the worker's next tick; by the time a thread comes back to an instance (a whole pass
+    later) the worker has finished the change, so the next request is accepted again. Requests
+    that do arrive while still Processing get OPERATION_FAILED_INSTANCE_BANDWIDTH_PROCESSING
+    (HTTP 403) and are reported as non-2xx.
+    """
+    pools = []
+    for share in split(list(instance_ids), threads):
+        up = [
+            signed(
+                host,
+                key,
+                "ModifyInstanceBandwidth",
+                {"instanceId": i, "bandwidthOutMbps": 200},
+                version,
+            )
+            for i in share
+        ]
+        down = [
+            signed(
+                host,
+                key,
+                "ModifyInstanceBandwidth",
+                {"instanceId": i, "bandwidthOutMbps": 100},
+                version,
+            )
+            for i in share
+        ]
+        pools.append(up + down)
+    return pools
+
+
+def internet_status(
+    host: str, key: tuple[str, str], instance_ids: Sequence[str], threads: int, version: str
+) -> list[list[str]]:
+    requests = [
+        signed(host, key, "DescribeInstanceInternetStatus", {"instanceId": i}, version)
+        for i in instance_ids
+    ]
+    return split(requests, threads)
+
+
+def describe_instances(
+    host: str, key: tuple[str, str], pages: int, threads: int, version: str
+) -> list[list[str]]:
+    """The first ``pages`` pages of 100, as a console paging through its list would ask."""
+    requests = [
+        signed(host, key, "DescribeInstances", {"pageSize": 100, "pageNum": n}, version)
+        for n in range(1, pages + 1)
+    ]
+    return [requests[t:] + requests[:t] for t in range(threads)]
+
+
+def constant(request: str, threads: int) -> list[list[str]]:
+    return [[request] for _ in range(threads)]

@@ -1,0 +1,450 @@
+"""One benchmark run on this machine: the ceiling, zbmc on SQLite and PostgreSQL, and moto.
+
+    .venv/bin/python bench/run.py            # full run (about 15 minutes)
+    .venv/bin/python bench/run.py --quick    # CI smoke run (small datasets, short loads)
+
+Prints a table and writes bench/results/<date>.json (<date>-quick.json for --quick).
+See bench/README.md for the method and docs/performance.md for results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pools
+import seed
+import servers
+from load import THREADS, Measurement, wrk
+from sqlalchemy import Engine, func, select
+
+from zbmc.db.engine import create_db_engine
+from zbmc.db.tables import orders
+
+RESULTS = Path(__file__).resolve().parent / "results"
+VERSION = "2026-02-01"
+CONNECTIONS = (16, 64)
+BACKENDS = ("sqlite", "postgres")
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    seconds: float
+    warmup: float
+    sizes: tuple[int, ...]  # instances of the tenant at each DescribeInstances stage
+    pool: int  # POSTPAID instances whose bandwidth is changed back and forth (the first stage)
+    downgrades: int
+    worker_interval: float = 0.2
+    worker_cap: float = 600  # seconds before `zbmc worker --once` is killed (10 x the target)
+
+
+QUICK = Plan("quick", seconds=3, warmup=1, sizes=(1000, 10_000), pool=1000, downgrades=2000,
+             worker_cap=120)  # fmt: skip
+FULL = Plan("full", seconds=15, warmup=3, sizes=(1000, 100_000, 1_000_000), pool=1000,
+            downgrades=100_000)  # fmt: skip
+
+
+def label(size: int) -> str:
+    return f"{size // 1_000_000}M" if size >= 1_000_000 else f"{size // 1000}k"
+
+
+class Run:
+    def __init__(self, plan: Plan, workdir: Path) -> None:
+        self.plan = plan
+        self.workdir = workdir
+        self.measurements: list[Measurement] = []
+        self.sections: dict[str, Any] = {}
+
+    def measure(
+        self,
+        host: str,
+        build: Callable[[int], list[list[str]]],
+        *,
+        target: str,
+        scenario: str,
+        dataset: str,
+        before: Callable[[], int] | None = None,
+    ) -> None:
+        """Warm up once, then one measured wrk run per connection count. ``build`` is called
+        right before each run so signatures carry a fresh timestamp."""
+        wrk(host, build(THREADS), 4, self.plan.warmup, target=target, scenario="warmup", dataset="")
+        for connections in CONNECTIONS:
+            count = before() if before else 0
+            m = wrk(
+                host,
+                build(THREADS),
+                connections,
+                self.plan.seconds,
+                target=target,
+                scenario=scenario,
+                dataset=dataset,
+            )
+            if before:
+                m.notes["orders_created"] = before() - count
+            self.measurements.append(m)
+            print(_row(m), flush=True)
+
+    # --- the ceiling and the peer -------------------------------------------------------------
+
+    def ceiling(self) -> None:
+        with servers.running(servers.ceiling(self.workdir)) as server:
+            body = b'{"instanceId":"100000000000000001","bandwidthOutMbps":200}'
+            request = pools.raw_request(
+                server.host, {"Content-Type": "application/json"}, body, "/api/v2/bmc"
+            )
+            self.measure(
+                server.host,
+                lambda threads: pools.constant(request, threads),
+                target="ceiling",
+                scenario="small JSON POST",
+                dataset="-",
+            )
+
+    def moto(self) -> None:
+        import boto3
+
+        with servers.running(servers.moto(self.workdir)) as server:
+            ec2 = boto3.client(
+                "ec2",
+                endpoint_url=f"http://{server.host}",
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            made = ec2.run_instances(
+                ImageId="ami-12c6146b", MinCount=100, MaxCount=100, InstanceType="t2.micro"
+            )
+            ids = [i["InstanceId"] for i in made["Instances"]]
+            # moto checks no signature; the header only tells it the region and service
+            headers = {
+                "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+                "X-Amz-Date": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+                "Authorization": (
+                    "AWS4-HMAC-SHA256 Credential=testing/"
+                    + time.strftime("%Y%m%d", time.gmtime())
+                    + "/us-east-1/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature=0"
+                ),
+            }
+            requests = [
+                pools.raw_request(
+                    server.host,
+                    headers,
+                    f"Action=ModifyInstanceAttribute&Version=2016-11-15&InstanceId={i}"
+                    f"&InstanceType.Value={kind}".encode(),
+                )
+                for kind in ("m5.large", "t2.micro")
+                for i in ids
+            ]
+            self.measure(
+                server.host,
+                lambda threads: pools.split(requests, threads),
+                target="moto",
+                scenario="EC2 ModifyInstanceAttribute",
+                dataset="100 instances",
+            )
+
+    # --- zbmc ---------------------------------------------------------------------------------
+
+    def zbmc(self, backend: str) -> None:
+        plan = self.plan
+        section: dict[str, Any] = {"seeding_seconds": {}}
+        self.sections[backend] = section
+        with servers.database(backend, self.workdir) as url:
+            servers.zbmc(url, "admin", "db", "upgrade")
+            servers.zbmc(url, "admin", "catalogue", "load", "--demo")
+            tenant = servers.zbmc_json(
+                url, "admin", "tenant", "create", "--name", "bench", "--balance", "100000000"
+            )
+            key = (tenant["accessKeyId"], tenant["accessKeyPassword"])
+            engine = create_db_engine(url)
+            section["database"] = _database_version(engine)
+            now = int(time.time())
+            started = time.perf_counter()
+            pool = seed.postpaid_instances(engine, tenant["tenantId"], now, plan.pool)
+            seed.bulk_instances(engine, tenant["tenantId"], now, plan.pool, plan.sizes[0])
+            section["seeding_seconds"][label(plan.sizes[0])] = round(
+                time.perf_counter() - started, 2
+            )
+            server = servers.zbmc_serve(self.workdir, url, plan.worker_interval)
+            try:
+                target = f"zbmc/{backend}"
+                for n, size in enumerate(plan.sizes):
+                    if n > 0:
+                        seeded = seed.bulk_instances(
+                            engine, tenant["tenantId"], now, plan.sizes[n - 1], size
+                        )
+                        section["seeding_seconds"][label(size)] = round(seeded.seconds, 2)
+                    if n in (0, len(plan.sizes) - 1):
+                        self._hot_path(server.host, key, pool, engine, target, label(size))
+                    self.measure(
+                        server.host,
+                        lambda t: pools.describe_instances(server.host, key, 10, t, VERSION),
+                        target=target,
+                        scenario="DescribeInstances pageSize=100",
+                        dataset=label(size),
+                    )
+            finally:
+                server.stop()
+            section["worker"] = self._worker(engine, url, tenant["tenantId"])
+            engine.dispose()
+
+    def _hot_path(
+        self,
+        host: str,
+        key: tuple[str, str],
+        pool: list[str],
+        engine: Engine,
+        target: str,
+        dataset: str,
+    ) -> None:
+        self.measure(
+            host,
+            lambda t: pools.modify_bandwidth(host, key, pool, t, VERSION),
+            target=target,
+            scenario="ModifyInstanceBandwidth (signed)",
+            dataset=dataset,
+            before=lambda: _order_count(engine),
+        )
+        self.measure(
+            host,
+            lambda t: pools.internet_status(host, key, pool, t, VERSION),
+            target=target,
+            scenario="DescribeInstanceInternetStatus",
+            dataset=dataset,
+        )
+
+    def _worker(self, engine: Engine, url: str, tenant_id: str) -> dict[str, Any]:
+        """Seed due downgrades with no server running, then time one ``zbmc worker --once``."""
+        count = self.plan.downgrades
+        seeded = seed.due_downgrades(engine, tenant_id, int(time.time()), count)
+        started = time.perf_counter()
+        try:
+            output = servers.zbmc(url, "worker", "--once", "--json", timeout=self.plan.worker_cap)
+            report = json.loads(output)
+        except subprocess.TimeoutExpired:
+            report = {"killed_after_seconds": self.plan.worker_cap}
+        seconds = time.perf_counter() - started
+        progress = seed.downgrade_progress(engine, count)
+        applied = progress.get("instances_at_100", 0)
+        if "killed_after_seconds" in report:
+            verdict = (
+                f"DID NOT FINISH: killed after {self.plan.worker_cap} s (one tick is one "
+                f"transaction, so nothing of it was committed); {applied} of {count} applied"
+            )
+        elif applied == 0:
+            verdict = f"NOT IMPLEMENTED: the worker applied none of the {count} due downgrades"
+        elif applied < count:
+            verdict = f"PARTIAL: one tick applied {applied} of {count} due downgrades"
+        else:
+            verdict = f"applied all {count} due downgrades"
+        result = {
+            "due_downgrades": count,
+            "seeding_seconds": round(seeded.seconds, 2),
+            "worker_once_seconds": round(seconds, 2),
+            "tick_report": report,
+            "progress": progress,
+            "verdict": verdict,
+        }
+        print(f"  worker --once over {count} due downgrades: {seconds:.2f} s; {verdict}")
+        return result
+
+
+def _order_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(orders)).scalar_one())
+
+
+def _database_version(engine: Engine) -> str:
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            return str(conn.exec_driver_sql("SELECT version()").scalar_one()).split(" on ")[0]
+        return f"SQLite {sqlite3.sqlite_version}"
+
+
+def _row(m: Measurement) -> str:
+    return (
+        f"  {m.target:15} {m.scenario:34} {m.dataset:>8} c={m.connections:<3}"
+        f" {m.rps:9.1f} req/s  p50 {m.p50_ms:7.2f} ms  p99 {m.p99_ms:7.2f} ms"
+        f"  non-2xx {m.non2xx}"
+    )
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "wrk": (wrk_version.stdout or wrk_version.stderr).splitlines()[0],
+        "load_at_start": os.getloadavg(),
+    }
+
+
+def verdicts(measurements: list[Measurement], sections: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue-4 targets, each with the measured figure and whether it is met."""
+
+    def find(target: str, scenario: str, dataset: str, connections: int) -> Measurement | None:
+        return next(
+            (
+                m
+                for m in measurements
+                if m.target == target
+                and m.scenario.startswith(scenario)
+                and m.dataset == dataset
+                and m.connections == connections
+            ),
+            None,
+        )
+
+    out: list[dict[str, Any]] = []
+    first = "1k"
+    modify = find("zbmc/sqlite", "ModifyInstanceBandwidth", first, 16)
+    moto = find("moto", "EC2", "100 instances", 16)
+    if modify is not None:
+        out.append(
+            {
+                "target": "SQLite ModifyInstanceBandwidth @16: req/s >= 0.15 x ceiling",
+                "measured": modify.ratio,
+                "met": modify.ratio is not None and modify.ratio >= 0.15,
+            }
+        )
+        out.append(
+            {
+                "target": "SQLite ModifyInstanceBandwidth @16: p99 <= 50 ms",
+                "measured": modify.p99_ms,
+                "met": modify.p99_ms <= 50,
+            }
+        )
+        if moto is not None:
+            times = round(modify.rps / moto.rps, 1) if moto.rps else None
+            out.append(
+                {
+                    "target": "SQLite ModifyInstanceBandwidth @16: req/s >= 10 x moto",
+                    "measured": times,
+                    "met": times is not None and times >= 10,
+                }
+            )
+    for backend in BACKENDS:
+        small = find(f"zbmc/{backend}", "DescribeInstances", first, 16)
+        large = [
+            m
+            for m in measurements
+            if m.target == f"zbmc/{backend}"
+            and m.scenario.startswith("DescribeInstances ")
+            and m.connections == 16
+        ]
+        if small is not None and large and large[-1].dataset != first:
+            big = large[-1]
+            factor = round(big.p50_ms / small.p50_ms, 2)
+            out.append(
+                {
+                    "target": f"{backend} DescribeInstances @16: p50 at {big.dataset} <= 2 x 1k",
+                    "measured": factor,
+                    "met": factor <= 2,
+                }
+            )
+        worker = sections.get(backend, {}).get("worker")
+        if worker:
+            applied = worker["progress"].get("instances_at_100", 0)
+            out.append(
+                {
+                    "target": f"{backend} worker: {worker['due_downgrades']} due downgrades "
+                    "applied by one `zbmc worker --once` in <= 60 s",
+                    "measured": f"{applied} applied in {worker['worker_once_seconds']} s",
+                    "met": applied == worker["due_downgrades"]
+                    and worker["worker_once_seconds"] <= 60,
+                }
+            )
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="short loads, small datasets")
+    parser.add_argument(
+        "--backend", choices=BACKENDS, action="append", help="only this backend (repeatable)"
+    )
+    parser.add_argument("--no-moto", action="store_true", help="skip the moto peer")
+    parser.add_argument("--out", type=Path, default=None, help="results file")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep server logs and SQLite files in this dir"
+    )
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    started = time.time()
+    info = machine()
+    print(
+        f"zbmc benchmark ({plan.name}) on {info['nproc']} x {info['cpu']},"
+        f" load {info['load_at_start']}"
+    )
+    with tempfile.TemporaryDirectory(prefix="zbmc-bench-") as tmp:
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        run = Run(plan, workdir)
+        run.ceiling()
+        for backend in args.backend or BACKENDS:
+            run.zbmc(backend)
+        if not args.no_moto:
+            run.moto()
+    ceilings = {m.connections: m.rps for m in run.measurements if m.target == "ceiling"}
+    for m in run.measurements:
+        if m.connections in ceilings:
+            m.ratio = round(m.rps / ceilings[m.connections], 3)
+    targets = verdicts(run.measurements, run.sections)
+    print_table(run.measurements, targets)
+    date = dt.date.today().isoformat()
+    out = args.out or RESULTS / (f"{date}-quick.json" if args.quick else f"{date}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "plan": plan.__dict__,
+        "started": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(time.time() - started, 1),
+        "machine": {**info, "load_at_end": os.getloadavg()},
+        "measurements": [m.as_dict() for m in run.measurements],
+        "sections": run.sections,
+        "targets": targets,
+    }
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\nwrote {out} ({document['wall_seconds']} s)")
+    return 0
+
+
+def print_table(measurements: list[Measurement], targets: list[dict[str, Any]]) -> None:
+    print(
+        f"\n{'target':15} {'scenario':34} {'dataset':>8} {'conns':>5} {'req/s':>9}"
+        f" {'p50 ms':>8} {'p99 ms':>8} {'x ceiling':>9} {'non-2xx':>8}"
+    )
+    for m in measurements:
+        ratio = f"{m.ratio:.3f}" if m.ratio is not None else "-"
+        print(
+            f"{m.target:15} {m.scenario:34} {m.dataset:>8} {m.connections:>5} {m.rps:>9.1f}"
+            f" {m.p50_ms:>8.2f} {m.p99_ms:>8.2f} {ratio:>9} {m.non2xx:>8}"
+        )
+    print("\ntargets (issue 4):")
+    for t in targets:
+        print(f"  [{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['measured']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,6 +5,7 @@ shared by several server processes through Redis."""
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,8 @@ def _second_server(stack: Stack, tmp_path: Path, **env: str) -> Stack:
 def test_redis_shares_one_limit_between_processes(make_stack: StackFactory, tmp_path: Path) -> None:
     reason = redis_unreachable()
     if reason is not None:
+        if os.environ.get("ZBMC_TEST_REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis is required (ZBMC_TEST_REQUIRE_REDIS=1): {reason}")
         pytest.skip(reason)
     env = {
         "ZBMC_RATE_LIMIT_ACTIONS": "DescribeZones=1/h,burst=4",

@@ -272,6 +272,7 @@ def test_prepaid_upgrade_charges_the_prorated_price(
     assert tenant.balance() == Decimal("1000.00") - discounted
     placed = order(stack, number)
     assert money(placed["amount"]) == discounted
+    assert seconds(placed["createdAt"]) == seconds(entry["periodStart"])
     assert placed["state"] in ("PROCESSING", "ENABLED")
     assert wait_order_state(stack, number, "ENABLED")["toValue"] == target
     status = wait_enabled(tenant, version, iid)

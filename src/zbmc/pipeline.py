@@ -81,12 +81,16 @@ def decode_body(body: bytes) -> dict[str, Any]:
         )
         # A `\ud800` escape without its pair decodes to a string that cannot be stored or sent.
         unpaired = _SURROGATE_ESCAPE.search(body) is not None and _has_lone_surrogate(data)
+        # PostgreSQL text cannot hold NUL: a `\u0000` escape would fail in the query (a 500).
+        nul = b"\\u0000" in body and _has_nul(data)
     except (ValueError, RecursionError):
         raise InvalidParameter(detail="the request body is not valid UTF-8 JSON") from None
     if not isinstance(data, dict):
         raise InvalidParameter(detail="the request body must be a JSON object")
     if unpaired:
         raise InvalidParameter(detail="the request body contains an unpaired surrogate escape")
+    if nul:
+        raise InvalidParameter(detail="the request body contains a NUL character")
     # Fields left unset are omitted by the SDKs; an explicit null means the same (spec Q6).
     return {key: value for key, value in data.items() if value is not None}
 
@@ -105,6 +109,16 @@ def _has_lone_surrogate(value: Any) -> bool:
         return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
     if isinstance(value, list):
         return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
     return False
 
 

@@ -411,13 +411,17 @@ def test_catalogue_load_toml_upserts(make_stack: StackFactory, tmp_path: Path) -
 
 
 def _catalogue_rows(stack: Stack) -> dict[str, list[Any]]:
-    with stack.engine().connect() as conn:
-        return {
-            table.name: [
-                tuple(row) for row in conn.execute(select(table).order_by(*table.primary_key))
-            ]
-            for table in (zones, images, instance_types, offerings)
-        }
+    engine = stack.engine()
+    try:
+        with engine.connect() as conn:
+            return {
+                table.name: [
+                    tuple(row) for row in conn.execute(select(table).order_by(*table.primary_key))
+                ]
+                for table in (zones, images, instance_types, offerings)
+            }
+    finally:
+        engine.dispose()
 
 
 def test_demo_catalogue_load_is_idempotent(fresh: Stack) -> None:

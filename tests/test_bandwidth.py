@@ -183,6 +183,15 @@ def test_ha_type_is_refused(tenant: Tenant, version: str) -> None:
             instanceId=iid,
             bandwidthOutMbps=200,
         )
+        assert_error(  # no price is quoted for a change that would be refused
+            tenant,
+            version,
+            "InquiryPriceInstanceBandwidth",
+            "OPERATION_DENIED_HA_MODEL_TYPE_NOT_SUPPORT_BANDWIDTH",
+            403,
+            instanceId=iid,
+            bandwidthOutMbps=200,
+        )
     assert tenant.orders() == []
 
 

@@ -235,3 +235,38 @@ def test_polling_sees_processing_then_enable(make_stack: StackFactory) -> None:
     assert seen[0] == ("Processing", 100, 300)
     assert seen[-1] == ("Enable", 300, None)
     assert ("Enable", 100, None) not in seen
+
+
+def test_recycled_instances_refuse_changes_with_the_seed_codes(make_stack: StackFactory) -> None:
+    stack = simulated(make_stack)
+    tenant = stack.tenant(balance="1.00")
+    bandwidth_id = tenant.instance(bandwidth=100)
+    package_id = tenant.instance(internet_charge_type="ByTrafficPackage", traffic_package="1")
+    advance(stack, "31d")
+    assert describe(tenant, package_id).instanceStatus == "RECYCLE"
+    credentials = (tenant.access_key_id, tenant.access_key_password)
+
+    package = models.ModifyInstanceTrafficPackageRequest()
+    package.instanceId, package.trafficPackageSize = package_id, 2
+    with pytest.raises(ZenlayerCloudSdkException) as refused:
+        tenant.client().ModifyInstanceTrafficPackage(package)
+    assert refused.value.code == "OPERATION_DENIED_INSTANCE_STATUS_NOT_SUPPORT"
+    raw = stack.raw(
+        {"instanceId": package_id, "trafficPackageSize": 2},
+        action="ModifyInstanceTrafficPackage",
+        key=credentials,
+    )
+    assert (raw.status_code, raw.json()["code"]) == (
+        403,
+        "OPERATION_DENIED_INSTANCE_STATUS_NOT_SUPPORT",
+    )
+
+    with pytest.raises(ZenlayerCloudSdkException) as not_running:
+        modify_bandwidth(tenant, bandwidth_id, 200)
+    assert not_running.value.code == "OPERATION_DENIED_INSTANCE_NOT_RUNNING"
+    start = models.StartInstancesRequest()
+    start.instanceIds = [bandwidth_id]
+    with pytest.raises(ZenlayerCloudSdkException) as recycled:
+        tenant.client().StartInstances(start)
+    assert recycled.value.code == "OPERATION_DENIED_INSTANCE_RECYCLED"
+    assert tenant.balance() == Decimal("1.00")

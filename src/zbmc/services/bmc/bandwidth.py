@@ -62,6 +62,8 @@ def inquiry_price_instance_bandwidth(
         raise errors.InternetChargeTypeNotSupport(
             required=BY_BANDWIDTH, actual=facts.internet_charge_type
         )
+    if facts.is_ha:  # the modification would be refused: quote nothing (docs/behaviour.md)
+        raise errors.HaModelNoBandwidth()
     prices = store.price_list(row)
     target = req.bandwidth_out_mbps
     if not 1 <= target <= facts.maximum_bandwidth:

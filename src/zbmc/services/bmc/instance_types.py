@@ -99,6 +99,7 @@ class DescribeInstanceTypesResponse(WireModel):
     instance_types: list[InstanceType] = Field(default_factory=list)
 
 
+_INT32_MAX = 2**31 - 1
 _RANGES = (
     ("minimum_cpu_core_count", "cpu_core_count", ">="),
     ("maximum_cpu_core_count", "cpu_core_count", "<="),
@@ -125,8 +126,9 @@ def describe_instance_types(
         bound = getattr(req, field)
         if bound is None:
             continue
-        if bound <= 0:
-            raise InvalidParameter(detail=f"invalid parameter `{field}`: must be positive")
+        # The columns are 32-bit on PostgreSQL: a larger bound would fail in the query (a 500).
+        if not 0 < bound <= _INT32_MAX:
+            raise InvalidParameter(detail=f"invalid parameter `{field}`: must be 1..{_INT32_MAX}")
         column = instance_types.c[column_name]
         query = query.where(column >= bound if op == ">=" else column <= bound)
     if req.instance_type_ids is not None:

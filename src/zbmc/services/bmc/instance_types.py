@@ -128,7 +128,8 @@ def describe_instance_types(
             continue
         # The columns are 32-bit on PostgreSQL: a larger bound would fail in the query (a 500).
         if not 0 < bound <= _INT32_MAX:
-            raise InvalidParameter(detail=f"invalid parameter `{field}`: must be 1..{_INT32_MAX}")
+            name = DescribeInstanceTypesRequest.model_fields[field].alias or field
+            raise InvalidParameter(detail=f"invalid parameter `{name}`: must be 1..{_INT32_MAX}")
         column = instance_types.c[column_name]
         query = query.where(column >= bound if op == ">=" else column <= bound)
     if req.instance_type_ids is not None:

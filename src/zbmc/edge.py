@@ -17,6 +17,7 @@ from zbmc.auth import Credentials
 from zbmc.errors import (
     ApiError,
     BodyTooLarge,
+    InvalidAction,
     MethodNotAllowed,
     PathNotFound,
     RequestLimitExceeded,
@@ -93,8 +94,10 @@ class Edge:
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
             await self.shell(scope, receive, send)
             return
-        service = scope["path"][len(API_PREFIX) :]
-        if service not in ("bmc",):
+        # zbmc extension: /api/v2/bmc/{Action} names the action like X-ZC-Action (one path per
+        # action is what the OpenAPI document can describe).
+        service, _, path_action = scope["path"][len(API_PREFIX) :].partition("/")
+        if service not in ("bmc",) or "/" in path_action:
             await send_error(send, PathNotFound(path=scope["path"]))
             return
         if scope["method"] != "POST":
@@ -112,10 +115,15 @@ class Edge:
         except _TooLarge:
             await send_error(send, BodyTooLarge(limit=self.limit))
             return
+        action = _text(headers.get(b"x-zc-action"))
+        if path_action and action and action != path_action:
+            disagree = f"X-ZC-Action `{action}` disagrees with the path action `{path_action}`."
+            await send_error(send, InvalidAction(disagree))
+            return
         call = Call(
             request_id=new_request_id(),
             service=service,
-            action=_text(headers.get(b"x-zc-action")),
+            action=action or path_action or None,
             version=_text(headers.get(b"x-zc-version")),
             credentials=Credentials(
                 authorization=_text(headers.get(b"authorization")),

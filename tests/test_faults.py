@@ -154,6 +154,7 @@ class Load:
     completed: int = 0
     in_flight: int = 0
     killed: bool = False
+    cut_off: list[Target] = field(default_factory=list)  # requests whose answer never came
 
     def begin(self) -> None:
         with self.lock:
@@ -171,16 +172,20 @@ class Load:
                 self.refusals[code] += 1
 
 
-def send(client: Any, target: Target) -> str:
+def send(client: Any, target: Target) -> str | None:
+    """Ask for one step above ``target.value``; the order number, or None when that value is
+    already in effect (no order, no charge)."""
     if target.kind == BANDWIDTH:
         bandwidth = models.ModifyInstanceBandwidthRequest()
         bandwidth.instanceId = target.instance_id
         bandwidth.bandwidthOutMbps = target.value + target.step
-        return str(client.ModifyInstanceBandwidth(bandwidth).orderNumber)
-    package = models.ModifyInstanceTrafficPackageRequest()
-    package.instanceId = target.instance_id
-    package.trafficPackageSize = (target.value + target.step) / 1000
-    return str(client.ModifyInstanceTrafficPackage(package).orderNumber)
+        number = client.ModifyInstanceBandwidth(bandwidth).orderNumber
+    else:
+        package = models.ModifyInstanceTrafficPackageRequest()
+        package.instanceId = target.instance_id
+        package.trafficPackageSize = (target.value + target.step) / 1000
+        number = client.ModifyInstanceTrafficPackage(package).orderNumber
+    return None if number is None else str(number)
 
 
 def drive(tenant: Tenant, targets: list[Target], load: Load, stop: threading.Event) -> None:
@@ -194,8 +199,11 @@ def drive(tenant: Tenant, targets: list[Target], load: Load, stop: threading.Eve
             except ZenlayerCloudSdkException as exc:
                 load.done(target, None, str(exc.code))
                 if exc.code == NETWORK_ERROR:
+                    with load.lock:
+                        load.cut_off.append(target)
                     return
                 continue
+            assert number is not None, f"no order for a change of {target}"
             load.done(target, number, None)
             target.value += target.step
 
@@ -243,17 +251,43 @@ def check_received(snap: Snapshot, load: Load) -> None:
 DRIVER_DELAY = {"ZBMC_DRIVER_DELAY_SECONDS": "2"}
 
 
-def test_server_killed_under_load(make_stack: StackFactory) -> None:
-    stack = make_stack(**DRIVER_DELAY)
-    tenant = stack.tenant(balance="300.00")  # ~150 prepaid upgrades of 1 Mbps
-    common = {"zone_id": "SEL-A", "instance_type_id": "M6C"}
+def retry_cut_off(tenant: Tenant, load: Load, committed: set[tuple[str, str, int]]) -> Counter[str]:
+    """Clients repeat the requests whose answers the crash swallowed. A request names the value
+    it wants, so one that was committed before the crash changes (and charges) nothing again."""
+    client = tenant.client()
+    outcomes: Counter[str] = Counter()
+    for target in load.cut_off:
+        wanted = target.value + target.step
+        was_committed = (target.instance_id, target.kind, wanted) in committed
+        refusal: str | None = None
+        try:
+            number = send(client, target)
+        except ZenlayerCloudSdkException as exc:
+            refusal, number = str(exc.code), None
+        if refusal is not None:
+            assert refusal == "OPERATION_DENIED_BALANCE_INSUFFICIENT", refusal
+            assert not was_committed, f"{target}: committed, yet {refusal}"
+            outcomes["refused_balance"] += 1
+        elif was_committed:
+            assert number is None, f"{target} was committed before the crash, yet ordered again"
+            outcomes["already_in_effect"] += 1
+        else:
+            assert number is not None, f"{target}: no order for a change"
+            load.received[number] = target
+            load.to_values[number] = wanted
+            outcomes["ordered_now"] += 1
+    return outcomes
+
+
+def load_targets(stack: Stack, tenant: Tenant) -> list[Target]:
+    """Prepaid ByBandwidth (paid upgrades), a few prepaid packages, postpaid (free changes)."""
+    common = {"zone_id": "SEL-A", "instance_type_id": "M6C", "bandwidth": 20}
     prepaid = provision_many(
         stack,
         tenant.tenant_id,
         48,
         instance_charge_type="PREPAID",
         internet_charge_type="ByBandwidth",
-        bandwidth=20,
         **common,
     )
     packages = provision_many(
@@ -262,7 +296,6 @@ def test_server_killed_under_load(make_stack: StackFactory) -> None:
         8,
         instance_charge_type="PREPAID",
         internet_charge_type="ByTrafficPackage",
-        bandwidth=20,
         **common,
     )
     postpaid = provision_many(
@@ -271,7 +304,6 @@ def test_server_killed_under_load(make_stack: StackFactory) -> None:
         16,
         instance_charge_type="POSTPAID",
         internet_charge_type="ByBandwidth",
-        bandwidth=20,
         **common,
     )
     targets = (
@@ -279,8 +311,11 @@ def test_server_killed_under_load(make_stack: StackFactory) -> None:
         + [Target(i, TRAFFIC_PACKAGE, 500, 50) for i in packages]  # 0.5 TB default, +0.05 TB
     )
     random.Random(4).shuffle(targets)
-    initial = {(t.instance_id, t.kind): t.value for t in targets}
+    return targets
 
+
+def load_until_killed(stack: Stack, tenant: Tenant, targets: list[Target]) -> tuple[Load, Any]:
+    """Client threads upgrade until KILL_AFTER_CALLS calls completed; then SIGKILL the server."""
     load, stop = Load(), threading.Event()
     threads = [
         threading.Thread(target=drive, args=(tenant, targets[k::CLIENT_THREADS], load, stop))
@@ -307,6 +342,15 @@ def test_server_killed_under_load(make_stack: StackFactory) -> None:
         assert not thread.is_alive()
     assert load.refusals[NETWORK_ERROR] > 0, "no request was cut off by the kill"
     assert set(load.refusals) - {NETWORK_ERROR} <= EXPECTED_REFUSALS, load.refusals
+    return load, at_kill
+
+
+def test_server_killed_under_load(make_stack: StackFactory) -> None:
+    stack = make_stack(**DRIVER_DELAY)
+    tenant = stack.tenant(balance="300.00")  # ~150 prepaid upgrades of 1 Mbps
+    targets = load_targets(stack, tenant)
+    initial = {(t.instance_id, t.kind): t.value for t in targets}
+    load, at_kill = load_until_killed(stack, tenant, targets)
 
     wait_for_dead_sessions(stack)
     crashed = read(stack, tenant.tenant_id)
@@ -315,6 +359,7 @@ def test_server_killed_under_load(make_stack: StackFactory) -> None:
     check_received(crashed, load)
     left_processing = [o.order_number for o in crashed.orders if o.state == PROCESSING]
     assert left_processing, "no change was left in Processing by the crash"
+    committed_not_received = len(crashed.orders) - len(load.received)
 
     restarted = time.monotonic()
     assert stack.log_path is not None
@@ -332,6 +377,13 @@ def test_server_killed_under_load(make_stack: StackFactory) -> None:
     check_received(final, load)
     states = {o.order_number: o.state for o in final.orders}
     assert all(states[n] == ENABLED for n in left_processing)
+
+    committed = {(o.instance_id, o.kind, int(o.to_value)) for o in crashed.orders}
+    retried = retry_cut_off(tenant, load, committed)
+    final = wait_until(all_enabled, timeout=30)
+    check_snapshot(final)
+    check_chains(final, initial)
+    check_received(final, load)
     check_admin_money(tenant)
     client = tenant.client()
     listed = tenant.orders()
@@ -347,11 +399,12 @@ def test_server_killed_under_load(make_stack: StackFactory) -> None:
                 "at_kill": at_kill,
                 "received_total": len(load.received),
                 "received_after_kill_signal": load.received_after_kill,
-                "committed_not_received": len(crashed.orders) - len(load.received),
+                "committed_not_received": committed_not_received,
                 "processing_at_crash": len(left_processing),
                 "refusals": dict(load.refusals),
                 "restart_to_serving_s": round(serving, 2),
                 "restart_to_all_enabled_s": round(resumed, 2),
+                "retried_after_restart": dict(retried),
                 "balance_cents": final.balance,
             }
         ),

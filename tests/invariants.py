@@ -59,6 +59,14 @@ def snapshot(engine: Engine, tenant_id: str) -> Snapshot:
         )
 
 
+def snapshot_of(tenant: Tenant) -> Snapshot:
+    engine = tenant.stack.engine()
+    try:
+        return snapshot(engine, tenant.tenant_id)
+    finally:
+        engine.dispose()
+
+
 def check_snapshot(snap: Snapshot, *, metered: bool = False) -> None:
     """Stored money adds up and every instance's change status matches its open order.
 

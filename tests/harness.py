@@ -83,7 +83,9 @@ class Admin:
         self.env = {"ZBMC_DATABASE_URL": database_url}
 
     def run(self, *args: str) -> str:
-        result = CliRunner().invoke(cli_main, ["admin", *args], env=self.env, catch_exceptions=False)
+        result = CliRunner().invoke(
+            cli_main, ["admin", *args], env=self.env, catch_exceptions=False
+        )
         if result.exit_code != 0:
             raise AssertionError(f"zbmc admin {' '.join(args)} failed: {result.output}")
         return result.output
@@ -110,7 +112,10 @@ class Admin:
         defaults.update({k.replace("_", "-"): v for k, v in options.items()})
         args = ["instance", "create", "--tenant", tenant_id]
         for key, value in defaults.items():
-            args += [f"--{key}", str(value)]
+            if value is True:  # a flag such as --charge
+                args.append(f"--{key}")
+            elif value is not False:
+                args += [f"--{key}", str(value)]
         return str(self.json(*args)["instanceId"])
 
 
@@ -253,7 +258,9 @@ class Stack:
                 f"Signature={signature}"
             )
         sent.update(headers or {})
-        return requests.request(method, f"http://{self.host}{path}", data=data, headers=sent, timeout=30)
+        return requests.request(
+            method, f"http://{self.host}{path}", data=data, headers=sent, timeout=30
+        )
 
 
 def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:

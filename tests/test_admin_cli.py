@@ -498,3 +498,37 @@ def test_subprocess_with_data_dir(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert [t["tenantId"] for t in json.loads(done.stdout)] == [tenant_id]
     assert not (tmp_path / "zbmc-data").exists()
+
+
+def test_catalogue_offering_may_name_a_type_already_loaded(fresh: Stack, tmp_path: Path) -> None:
+    path = tmp_path / "restock.toml"
+    path.write_text(
+        """
+[[offerings]]
+zones = ["FRA-A"]
+instance_types = ["L6G"]
+internet_charge_types = ["ByBandwidth"]
+default_bandwidth_out = 30
+qty = 7
+[offerings.prices]
+instance_month = "1700"
+instance_hour = "2.5"
+bandwidth_month = "1.25"
+bandwidth_hour = "0.0025"
+traffic_tb_month = "8"
+traffic_tb_hour = "0.015"
+overage_gb = "0.008"
+""",
+        encoding="utf-8",
+    )
+    assert fresh.admin.json("catalogue", "load", str(path))["offerings"] == 1
+    engine = fresh.engine()
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(offerings).where(
+                offerings.c.zone_id == "FRA-A", offerings.c.instance_type_id == "L6G"
+            )
+        ).one()
+    engine.dispose()
+    assert (row.qty, row.default_bandwidth_out, row.maximum_bandwidth_out) == (7, 30, 20000)
+    assert row.bandwidth_month == "1.25"

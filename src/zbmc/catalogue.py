@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.engine import Connection
 
 from zbmc.db.tables import images, instance_types, offerings, zones
@@ -175,7 +175,13 @@ def load(conn: Connection, catalogue: Catalogue) -> dict[str, int]:
     known_zones = {z.id for z in catalogue.zones} | {
         r.zone_id for r in conn.execute(zones.select())
     }
-    known_types = {t.id: t for t in catalogue.instance_types}
+    # Offerings may name types of this file or types already in the database.
+    known_types = {
+        r.instance_type_id: r.maximum_bandwidth
+        for r in conn.execute(
+            select(instance_types.c.instance_type_id, instance_types.c.maximum_bandwidth)
+        )
+    } | {t.id: t.maximum_bandwidth for t in catalogue.instance_types}
     for z in catalogue.zones:
         _upsert(
             conn,
@@ -233,8 +239,8 @@ def load(conn: Connection, catalogue: Catalogue) -> dict[str, int]:
             if zone_id not in known_zones:
                 raise CatalogueError(f"offering names unknown zone {zone_id!r}")
             for type_id in o.instance_types:
-                spec = known_types.get(type_id)
-                if spec is None:
+                type_maximum = known_types.get(type_id)
+                if type_maximum is None:
                     raise CatalogueError(f"offering names unknown instance type {type_id!r}")
                 _upsert(
                     conn,
@@ -244,8 +250,7 @@ def load(conn: Connection, catalogue: Catalogue) -> dict[str, int]:
                         "instance_charge_types": o.instance_charge_types,
                         "internet_charge_types": o.internet_charge_types,
                         "maximum_bandwidth_out": min(
-                            o.maximum_bandwidth_out or spec.maximum_bandwidth,
-                            spec.maximum_bandwidth,
+                            o.maximum_bandwidth_out or type_maximum, type_maximum
                         ),
                         "default_bandwidth_out": o.default_bandwidth_out,
                         "default_traffic_package_gb": tb_to_gb(Decimal(o.default_traffic_package)),

@@ -417,7 +417,7 @@ PREPAID_DOWNGRADES = 220
 POSTPAID_METERED = 4
 HOURS = 31 * 24  # the clock is advanced by 31 days
 RENEWAL_CENTS = 38000  # M6C in SEL-A, 50 Mbps (40 billable) for one month
-KILLS = 4
+KILLS = 3
 
 
 def worker_command() -> list[str]:

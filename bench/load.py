@@ -34,10 +34,19 @@ class Measurement:
     socket_errors: int
     load_before: float
     ratio: float | None = None  # rps / ceiling rps at the same connection count
+    # CPU time the server process (all its threads) used per completed request: unlike req/s it
+    # hardly depends on what else the machine runs; 1000 / this is the req/s of one free core.
+    cpu_ms_per_request: float | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(
@@ -49,8 +58,10 @@ def wrk(
     target: str,
     scenario: str,
     dataset: str,
+    pid: int | None = None,
 ) -> Measurement:
     load_before = os.getloadavg()[0]
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     with tempfile.TemporaryDirectory(prefix="zbmc-bench-") as tmp:
         pool_file = write_pool(Path(tmp) / "pool.lua", pool)
         command = [
@@ -67,6 +78,7 @@ def wrk(
             str(pool_file),
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
+    cpu = cpu_seconds(pid) - cpu_before if pid else None
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed: {done.stdout}{done.stderr}")
     line = next(x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON "))
@@ -89,4 +101,9 @@ def wrk(
             data[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts")
         ),
         load_before=round(load_before, 2),
+        cpu_ms_per_request=(
+            round(1000 * cpu / data["requests"], 3)
+            if cpu is not None and data["requests"]
+            else None
+        ),
     )

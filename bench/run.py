@@ -70,7 +70,7 @@ class Run:
 
     def measure(
         self,
-        host: str,
+        server: servers.Server,
         build: Callable[[int], list[list[str]]],
         *,
         target: str,
@@ -80,6 +80,7 @@ class Run:
     ) -> None:
         """Warm up once, then one measured wrk run per connection count. ``build`` is called
         right before each run so signatures carry a fresh timestamp."""
+        host, pid = server.host, server.process.pid
         wrk(host, build(THREADS), 4, self.plan.warmup, target=target, scenario="warmup", dataset="")
         for connections in CONNECTIONS:
             count = before() if before else 0
@@ -91,6 +92,7 @@ class Run:
                 target=target,
                 scenario=scenario,
                 dataset=dataset,
+                pid=pid,
             )
             if before:
                 m.notes["orders_created"] = before() - count
@@ -106,7 +108,7 @@ class Run:
                 server.host, {"Content-Type": "application/json"}, body, "/api/v2/bmc"
             )
             self.measure(
-                server.host,
+                server,
                 lambda threads: pools.constant(request, threads),
                 target="ceiling",
                 scenario="small JSON POST",
@@ -149,7 +151,7 @@ class Run:
                 for i in ids
             ]
             self.measure(
-                server.host,
+                server,
                 lambda threads: pools.split(requests, threads),
                 target="moto",
                 scenario="EC2 ModifyInstanceAttribute",
@@ -188,9 +190,9 @@ class Run:
                         )
                         section["seeding_seconds"][label(size)] = round(seeded.seconds, 2)
                     if n in (0, len(plan.sizes) - 1):
-                        self._hot_path(server.host, key, pool, engine, target, label(size))
+                        self._hot_path(server, key, pool, engine, target, label(size))
                     self.measure(
-                        server.host,
+                        server,
                         lambda t: pools.describe_instances(server.host, key, 10, t, VERSION),
                         target=target,
                         scenario="DescribeInstances pageSize=100",
@@ -203,15 +205,16 @@ class Run:
 
     def _hot_path(
         self,
-        host: str,
+        server: servers.Server,
         key: tuple[str, str],
         pool: list[str],
         engine: Engine,
         target: str,
         dataset: str,
     ) -> None:
+        host = server.host
         self.measure(
-            host,
+            server,
             lambda t: pools.modify_bandwidth(host, key, pool, t, VERSION),
             target=target,
             scenario="ModifyInstanceBandwidth (signed)",
@@ -219,7 +222,7 @@ class Run:
             before=lambda: _order_count(engine),
         )
         self.measure(
-            host,
+            server,
             lambda t: pools.internet_status(host, key, pool, t, VERSION),
             target=target,
             scenario="DescribeInstanceInternetStatus",
@@ -278,7 +281,7 @@ def _row(m: Measurement) -> str:
     return (
         f"  {m.target:15} {m.scenario:34} {m.dataset:>8} c={m.connections:<3}"
         f" {m.rps:9.1f} req/s  p50 {m.p50_ms:7.2f} ms  p99 {m.p99_ms:7.2f} ms"
-        f"  non-2xx {m.non2xx}"
+        f"  non-2xx {m.non2xx}  cpu {m.cpu_ms_per_request} ms/req  load {m.load_before}"
     )
 
 
@@ -433,13 +436,15 @@ def main() -> int:
 def print_table(measurements: list[Measurement], targets: list[dict[str, Any]]) -> None:
     print(
         f"\n{'target':15} {'scenario':34} {'dataset':>8} {'conns':>5} {'req/s':>9}"
-        f" {'p50 ms':>8} {'p99 ms':>8} {'x ceiling':>9} {'non-2xx':>8}"
+        f" {'p50 ms':>8} {'p99 ms':>8} {'x ceiling':>9} {'non-2xx':>8} {'cpu ms/req':>10}"
     )
     for m in measurements:
         ratio = f"{m.ratio:.3f}" if m.ratio is not None else "-"
+        cpu = f"{m.cpu_ms_per_request:.3f}" if m.cpu_ms_per_request is not None else "-"
         print(
             f"{m.target:15} {m.scenario:34} {m.dataset:>8} {m.connections:>5} {m.rps:>9.1f}"
             f" {m.p50_ms:>8.2f} {m.p99_ms:>8.2f} {ratio:>9} {m.non2xx:>8}"
+            f" {cpu:>10}"
         )
     print("\ntargets (issue 4):")
     for t in targets:

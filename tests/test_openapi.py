@@ -73,6 +73,23 @@ def test_v2026_only_keys_are_optional_in_responses() -> None:
     assert "zoneId" in zone["required"]
 
 
+def test_request_schemas_say_what_the_server_accepts() -> None:
+    document = build_document(load_actions())
+    schemas = document["components"]["schemas"]
+    # RequiredStr: "" is MISSING_PARAMETER
+    assert schemas["InstanceIdRequestInput"]["properties"]["instanceId"]["minLength"] == 1
+    # WireFloat: JSON numbers only
+    package = schemas["ModifyInstanceTrafficPackageRequestInput"]["properties"]
+    assert package["trafficPackageSize"]["type"] == "number"
+    # an explicit top-level null means absent (spec Q6)
+    page = schemas["DescribeInstancesRequestInput"]["properties"]["pageNum"]
+    assert {"type": "null"} in page["anyOf"]
+    # an empty body is {}: optional only when nothing is required
+    bodies = {path: item["post"]["requestBody"] for path, item in document["paths"].items()}
+    assert bodies["/api/v2/bmc/DescribeZones"]["required"] is False
+    assert bodies["/api/v2/bmc/StopInstances"]["required"] is True
+
+
 def test_served_document_matches_the_registry(stack: Stack) -> None:
     served = requests.get(f"http://{stack.host}/openapi.json", timeout=10)
     assert served.status_code == 200
@@ -204,14 +221,36 @@ def target(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
         yield Target(_make_stack_factory(backend, tmp_path_factory, resources)())
 
 
-def _with_known_ids(body: Any, ids: list[str], data: st.DataObject) -> Any:
-    # Random strings almost never name an instance; real ids reach the business rules.
+def _iso(seconds_ago: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds_ago))
+
+
+# Values the demo catalogue and the tenant's instances know: random strings almost never name a
+# zone or an instance, so half of the time a positive case gets one of these and reaches the
+# business rules instead of stopping at INVALID_PARAMETER or *_NOT_FOUND.
+def _known(ids: list[str]) -> dict[str, st.SearchStrategy[Any]]:
+    return {
+        "instanceId": st.sampled_from(ids),
+        "instanceIds": st.lists(st.sampled_from(ids), min_size=1, max_size=3),
+        "zoneId": st.sampled_from(["SEL-A", "HKG-A", "FRA-A", "LAX-A"]),
+        "instanceTypeId": st.sampled_from(["M6C", "M6S", "L6G", "M6C-HA"]),
+        "instanceChargeType": st.sampled_from(["PREPAID", "POSTPAID"]),
+        "internetChargeType": st.sampled_from(["ByBandwidth", "ByTrafficPackage"]),
+        "bandwidthOutMbps": st.integers(min_value=1, max_value=12_000),
+        "trafficPackageSize": st.integers(min_value=0, max_value=2_100).map(lambda n: n / 20),
+        "instanceName": st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True),
+        "period": st.integers(min_value=1, max_value=36),
+        "startTime": st.integers(min_value=3_600, max_value=86_400).map(_iso),
+        "endTime": st.integers(min_value=0, max_value=3_600).map(_iso),
+    }
+
+
+def _with_known_values(body: Any, ids: list[str], data: st.DataObject) -> Any:
     if not isinstance(body, dict):
         return body
-    if "instanceId" in body and data.draw(st.booleans()):
-        body["instanceId"] = data.draw(st.sampled_from(ids))
-    if isinstance(body.get("instanceIds"), list) and data.draw(st.booleans()):
-        body["instanceIds"] = data.draw(st.lists(st.sampled_from(ids), min_size=1, max_size=3))
+    for key, strategy in _known(ids).items():
+        if key in body and data.draw(st.booleans()):
+            body[key] = data.draw(strategy)
     return body
 
 
@@ -232,7 +271,7 @@ def test_schemathesis(target: Target, action: str, mode: GenerationMode) -> None
     @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
     def run(case: Case[Any], data: st.DataObject) -> None:
         if mode is GenerationMode.POSITIVE:
-            case.body = _with_known_ids(case.body, target.instance_ids, data)
+            case.body = _with_known_values(case.body, target.instance_ids, data)
         auth = data.draw(st.sampled_from(target.auths))
         response = case.call(base_url=base_url, auth=auth)
         case.validate_response(response, checks=checks)

@@ -10,11 +10,11 @@ schemas in serialization mode, both with camelCase aliases.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, get_args
 
 from zbmc.errors import ApiError, MethodNotAllowed, PathNotFound, all_error_classes
 from zbmc.registry import ActionSpec
-from zbmc.wire import DEFAULT_VERSION, VERSIONS, WireModel
+from zbmc.wire import DEFAULT_VERSION, VERSIONS, RequiredStr, WireModel
 
 OPENAPI_VERSION = "3.1.0"
 REQUEST_ID_PATTERN = r"^T[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$"
@@ -23,6 +23,7 @@ HMAC_SCHEME = "ZC2-HMAC-SHA256"
 BEARER_SCHEME = "Bearer"
 # Errors that no POST to an action path can produce: they belong to other paths or methods.
 _NOT_PER_ACTION: tuple[type[ApiError], ...] = (MethodNotAllowed, PathNotFound)
+_NON_EMPTY = get_args(RequiredStr)[1:]  # the validator that turns "" into MISSING_PARAMETER
 
 _DESCRIPTION = """\
 Zenlayer Cloud Bare Metal (BMC) API 2.0 as served by zbmc.
@@ -119,6 +120,16 @@ def _null_means_absent(schema: dict[str, Any]) -> None:
         schema["properties"][name] = {"anyOf": [prop, {"type": "null"}], **keep}
 
 
+def _non_empty_strings(schema: dict[str, Any], cls: type[WireModel] | None) -> None:
+    # RequiredStr rejects "" as missing; pydantic's schema cannot show an AfterValidator.
+    if cls is None:
+        return
+    for name, info in cls.model_fields.items():
+        prop = schema.get("properties", {}).get(info.alias or name)
+        if prop is not None and any(item in _NON_EMPTY for item in info.metadata):
+            prop["minLength"] = 1
+
+
 class _Components:
     """Collects component schemas, refusing two different schemas under one name."""
 
@@ -146,11 +157,12 @@ class _Components:
             _null_means_absent(schema)
         definitions[cls.__name__] = schema
         for name, definition in definitions.items():
+            candidates = self.models.get(name, [])
             if response:
-                candidates = self.models.get(name, [])
                 _shape_response_object(definition, candidates[0] if len(candidates) == 1 else None)
             else:
                 _numbers_only(definition)
+                _non_empty_strings(definition, candidates[0] if len(candidates) == 1 else None)
             self.add(name + suffix, definition)
         return {"$ref": f"#/components/schemas/{cls.__name__}{suffix}"}
 
@@ -200,6 +212,7 @@ def _operation(spec: ActionSpec, components: _Components) -> dict[str, Any]:
             "additionalProperties": False,
         },
     )
+    request = components.model(spec.request, response=False)
     summary = spec.description.splitlines()[0] if spec.description else spec.name
     return {
         "operationId": spec.name,
@@ -218,10 +231,9 @@ def _operation(spec: ActionSpec, components: _Components) -> dict[str, Any]:
             }
         ],
         "requestBody": {
-            "required": False,  # an empty body means {}
-            "content": {
-                "application/json": {"schema": components.model(spec.request, response=False)}
-            },
+            # An empty body means {}: optional unless the action has required parameters.
+            "required": bool(spec.request.model_json_schema().get("required")),
+            "content": {"application/json": {"schema": request}},
         },
         "responses": {
             "200": {

@@ -342,12 +342,14 @@ def load_until_killed(stack: Stack, tenant: Tenant, targets: list[Target]) -> tu
         assert not thread.is_alive()
     assert load.refusals[NETWORK_ERROR] > 0, "no request was cut off by the kill"
     assert set(load.refusals) - {NETWORK_ERROR} <= EXPECTED_REFUSALS, load.refusals
+    assert load.refusals["OPERATION_DENIED_BALANCE_INSUFFICIENT"] > 0, load.refusals
     return load, at_kill
 
 
 def test_server_killed_under_load(make_stack: StackFactory) -> None:
     stack = make_stack(**DRIVER_DELAY)
-    tenant = stack.tenant(balance="300.00")  # ~150 prepaid upgrades of 1 Mbps
+    # ~40 upgrades of 1 Mbps: less than one round over the 56 prepaid instances
+    tenant = stack.tenant(balance="80.00")
     targets = load_targets(stack, tenant)
     initial = {(t.instance_id, t.kind): t.value for t in targets}
     load, at_kill = load_until_killed(stack, tenant, targets)

@@ -277,3 +277,40 @@ def test_found_crash_is_invalid_parameter(
     key = (tenant.access_key_id, tenant.access_key_password)
     response = tenant.stack.raw(body, action=action, key=key)
     assert (response.status_code, response.json()["code"]) == (400, "INVALID_PARAMETER")
+
+
+# --- authentication headers against the live server ---------------------------------------------
+
+header_values = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=80
+).map(str.strip)
+
+
+def test_arbitrary_authentication_headers_get_a_401_envelope(tenant: Tenant) -> None:
+    key_id = tenant.access_key_id
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        authorization=st.one_of(
+            header_values,
+            header_values.map(lambda v: f"Bearer {v}"),
+            header_values.map(lambda v: f"{ALGORITHM} {v}"),
+            header_values.map(
+                lambda v: (
+                    f"{ALGORITHM} Credential={key_id}, SignedHeaders={SIGNED_HEADERS}, "
+                    f"Signature={v}"
+                )
+            ),
+        ),
+        timestamp=st.one_of(header_values, st.integers().map(str)),
+    )
+    def run(authorization: str, timestamp: str) -> None:
+        response = tenant.stack.raw(
+            {}, headers={"Authorization": authorization, "X-ZC-Timestamp": timestamp}
+        )
+        body = response.json()
+        assert response.status_code == 401, body
+        assert set(body) == {"requestId", "code", "message"}
+        assert body["code"].startswith("AUTHFAILURE_")
+
+    run()

@@ -512,6 +512,10 @@ class ChangeMachine(RuleBasedStateMachine):
             return self.expect_failure(result, "INVALID_INSTANCE_NOT_FOUND")
         if inst.by_package:
             return self.expect_failure(result, "OPERATION_DENIED_INTERNET_CHARGE_TYPE_NOT_SUPPORT")
+        if inst.is_ha:  # quotes nothing the modification would refuse
+            return self.expect_failure(
+                result, "OPERATION_DENIED_HA_MODEL_TYPE_NOT_SUPPORT_BANDWIDTH"
+            )
         if not 1 <= target <= MAX_MBPS:
             return self.expect_failure(result, "INVALID_PARAMETER_BANDWIDTH_EXCEED")
         assert result.code is None, result

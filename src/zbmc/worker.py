@@ -6,6 +6,10 @@ instances whose period has ended (repeatedly, when the clock jumped several peri
 meters whole hours (postpaid usage, traffic overage). Progress is stored with the effects, so a
 tick can be repeated or interrupted at any point without applying anything twice.
 
+A tick handles at most a batch of each kind and says whether more is due (``more``); the next tick
+continues at once (``catch_up``), so no transaction holds the database for long however far the
+clock jumped, and a later phase never runs before an earlier one is done.
+
 Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers never apply
 the same event twice; on SQLite the tick's ``BEGIN IMMEDIATE`` serialises workers.
 """
@@ -32,7 +36,8 @@ from zbmc.store import instances as store
 
 log = logging.getLogger("zbmc.worker")
 
-BATCH = 5000
+BATCH = 2000  # due orders or ended periods per tick
+METER_BATCH = 200  # instances metered per tick (each may owe many hours)
 MAX_BACKOFF_SECONDS = 3600
 
 
@@ -44,9 +49,19 @@ class TickReport:
     renewed: int = 0
     recycled: int = 0
     charges: int = 0
+    more: bool = False  # the tick stopped at its batch size: more is due now
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | bool]:
         return dict(vars(self))
+
+    def add(self, other: TickReport) -> None:
+        self.now = other.now
+        self.applied += other.applied
+        self.retried += other.retried
+        self.renewed += other.renewed
+        self.recycled += other.recycled
+        self.charges += other.charges
+        self.more = other.more
 
 
 _COLUMNS = {
@@ -65,26 +80,33 @@ class Worker:
     def tick(self) -> TickReport:
         with unit_of_work(self.engine) as conn:
             report = TickReport(now=self.clock.now(conn))
-            self._apply_due_orders(conn, report)
-            self._end_periods(conn, report)
-            self._meter(conn, report)
+            report.more = (
+                self._apply_due_orders(conn, report)
+                or self._end_periods(conn, report)
+                or self._meter(conn, report)
+            )
             return report
+
+    def catch_up(self) -> TickReport:
+        """Ticks until nothing more is due (each tick its own transaction)."""
+        total = self.tick()
+        while total.more:
+            total.add(self.tick())
+        return total
 
     # (1) -------------------------------------------------------------------------------------
 
-    def _apply_due_orders(self, conn: Connection, report: TickReport) -> None:
-        while True:
-            due = conn.execute(
-                select(orders)
-                .where(orders.c.state.in_(_DUE_STATES), orders.c.effective_at <= report.now)
-                .order_by(orders.c.effective_at, orders.c.created_at, orders.c.order_number)
-                .limit(BATCH)
-                .with_for_update(skip_locked=True)
-            ).all()
-            for order in due:
-                self._apply_order(conn, order, report)
-            if len(due) < BATCH:
-                return
+    def _apply_due_orders(self, conn: Connection, report: TickReport) -> bool:
+        due = conn.execute(
+            select(orders)
+            .where(orders.c.state.in_(_DUE_STATES), orders.c.effective_at <= report.now)
+            .order_by(orders.c.effective_at, orders.c.created_at, orders.c.order_number)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for order in due:
+            self._apply_order(conn, order, report)
+        return len(due) == BATCH
 
     def _apply_order(self, conn: Connection, order: Row[Any], report: TickReport) -> None:
         value_col, status_col, pending_col, order_col = _COLUMNS[order.kind]
@@ -122,52 +144,44 @@ class Worker:
 
     # (2) -------------------------------------------------------------------------------------
 
-    def _end_periods(self, conn: Connection, report: TickReport) -> None:
-        while True:
-            ids = conn.execute(
-                select(instances.c.instance_id, instances.c.tenant_id)
-                .where(
-                    instances.c.instance_charge_type == PREPAID,
-                    instances.c.status != RECYCLE,
-                    instances.c.expired_time <= report.now,
-                )
-                .order_by(instances.c.expired_time, instances.c.instance_id)
-                .limit(BATCH)
-                .with_for_update(skip_locked=True)
-            ).all()
-            for instance_id, tenant_id in ids:
-                row = store.load(conn, tenant_id, instance_id, lock=False)
-                outcome = renewals.renew_at_expiry(conn, row, report.now)
-                if outcome == renewals.RENEWED:
-                    report.renewed += 1
-                else:
-                    report.recycled += 1
-            if not ids:
-                return
+    def _end_periods(self, conn: Connection, report: TickReport) -> bool:
+        ended = conn.execute(
+            select(instances.c.instance_id, instances.c.tenant_id)
+            .where(
+                instances.c.instance_charge_type == PREPAID,
+                instances.c.status != RECYCLE,
+                instances.c.expired_time <= report.now,
+            )
+            .order_by(instances.c.expired_time, instances.c.instance_id)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for instance_id, tenant_id in ended:
+            row = store.load(conn, tenant_id, instance_id, lock=False)
+            if renewals.renew_at_expiry(conn, row, report.now) == renewals.RENEWED:
+                report.renewed += 1
+            else:
+                report.recycled += 1
+        # A renewed period may have ended too (the clock jumped): look again next tick.
+        return bool(ended)
 
     # (3) -------------------------------------------------------------------------------------
 
-    def _meter(self, conn: Connection, report: TickReport) -> None:
-        hour_ago = report.now - metering.HOUR
-        after = ""
-        while True:
-            ids = conn.execute(
-                select(instances.c.instance_id, instances.c.tenant_id)
-                .where(
-                    instances.c.metered_until <= hour_ago,
-                    instances.c.instance_id > after,
-                    instances.c.status != RECYCLE,
-                )
-                .order_by(instances.c.instance_id)
-                .limit(BATCH)
-                .with_for_update(skip_locked=True)
-            ).all()
-            for instance_id, tenant_id in ids:
-                row = store.load(conn, tenant_id, instance_id, lock=False)
-                report.charges += metering.meter(conn, row, report.now)
-            if len(ids) < BATCH:
-                return
-            after = ids[-1][0]
+    def _meter(self, conn: Connection, report: TickReport) -> bool:
+        due = conn.execute(
+            select(instances.c.instance_id, instances.c.tenant_id)
+            .where(
+                instances.c.metered_until <= report.now - metering.HOUR,
+                instances.c.status != RECYCLE,
+            )
+            .order_by(instances.c.instance_id)
+            .limit(METER_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for instance_id, tenant_id in due:
+            row = store.load(conn, tenant_id, instance_id, lock=False)
+            report.charges += metering.meter(conn, row, report.now)
+        return len(due) == METER_BATCH
 
 
 class WorkerThread(threading.Thread):
@@ -182,7 +196,8 @@ class WorkerThread(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.is_set():
             try:
-                self.worker.tick()
+                while self.worker.tick().more and not self._stop_event.is_set():
+                    pass
             except Exception:
                 log.exception("worker tick failed; retrying")
             self._stop_event.wait(self.interval)

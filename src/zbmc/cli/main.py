@@ -193,7 +193,7 @@ def worker(
         start_http_server(metrics_port, addr=settings.host, registry=registry)
     try:
         while True:
-            report = runtime.worker.tick()
+            report = runtime.worker.catch_up()
             if once or any(v for k, v in report.as_dict().items() if k != "now"):
                 _print_report(report, as_json)
             if once:

@@ -25,6 +25,9 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=100, help="per action and mode")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--action", default=None, help="only this action (e.g. DescribeZones)")
+    parser.add_argument(
+        "--random", action="store_true", help="new random cases (default: the CI cases, replayed)"
+    )
     args, pytest_args = parser.parse_known_args()
     selection = ["test_schemathesis"]
     if args.backend != "both":
@@ -41,6 +44,8 @@ def main() -> int:
         *pytest_args,
     ]
     env = {**os.environ, "ZBMC_SCHEMATHESIS_EXAMPLES": str(args.examples)}
+    if args.random:
+        env["ZBMC_SCHEMATHESIS_RANDOM"] = "1"
     return subprocess.call(command, cwd=ROOT, env=env)
 
 

@@ -147,6 +147,12 @@ def test_metrics_count_requests_by_action_and_code(stack: Stack, tenant: Tenant)
     wait_until(lambda: value(scrape(stack), "zbmc_worker_ticks_total") > ticks)
 
 
+def test_metrics_count_what_the_worker_applied(stack: Stack, tenant: Tenant) -> None:
+    applied = value(scrape(stack), "zbmc_worker_events_total", kind="applied")
+    upgrade(tenant, tenant.instance(bandwidth=100), 200)  # Processing until the worker applies it
+    wait_until(lambda: value(scrape(stack), "zbmc_worker_events_total", kind="applied") > applied)
+
+
 def test_metrics_report_ledger_totals_and_worker_progress(make_stack: StackFactory) -> None:
     # No worker in the API process: orders wait until `zbmc worker` runs (production layout).
     stack = make_stack(ZBMC_RUN_WORKER="0")

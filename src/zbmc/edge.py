@@ -96,8 +96,8 @@ class Edge:
             return
         # zbmc extension: /api/v2/bmc/{Action} names the action like X-ZC-Action (one path per
         # action is what the OpenAPI document can describe).
-        service, _, path_action = scope["path"][len(API_PREFIX) :].partition("/")
-        if service not in ("bmc",) or "/" in path_action:
+        service, slash, path_action = scope["path"][len(API_PREFIX) :].partition("/")
+        if service not in ("bmc",) or "/" in path_action or (slash and not path_action):
             await send_error(send, PathNotFound(path=scope["path"]))
             return
         if scope["method"] != "POST":

@@ -114,7 +114,8 @@ def internet_status(tenant: Tenant, instance_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/v2/nope", "/api/v2/", "/api/v2/bmcx", "/api/v2/bmc/A/B", "/api/v2/bmc/", "/foo", "/"]
+    "path",
+    ["/api/v2/nope", "/api/v2/", "/api/v2/bmcx", "/api/v2/bmc/A/B", "/api/v2/bmc/", "/foo", "/"],
 )
 def test_unknown_path_is_404(stack: Stack, tenant: Tenant, path: str) -> None:
     response = stack.raw({}, key=key_of(tenant), path=path)

@@ -44,7 +44,9 @@ class Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     engine = create_db_engine(settings.effective_database_url)
     clock = Clock()
-    worker = metrics.MeteredWorker(engine, clock, make_driver(settings.driver, settings.driver_command))
+    worker = metrics.MeteredWorker(
+        engine, clock, make_driver(settings.driver, settings.driver_command)
+    )
     return Runtime(settings, engine, clock, worker)
 
 

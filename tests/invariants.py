@@ -26,6 +26,7 @@ OPEN_STATES = (PROCESSING, WAIT_TO_ENABLE)
 STATUS_OF_OPEN = {PROCESSING: "Processing", WAIT_TO_ENABLE: "WaitToEnable"}
 BANDWIDTH, TRAFFIC_PACKAGE = "BANDWIDTH", "TRAFFIC_PACKAGE"
 MODIFICATION_KINDS = (BANDWIDTH, TRAFFIC_PACKAGE)
+RENEW = "RENEW"
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,18 @@ def snapshot_of(tenant: Tenant) -> Snapshot:
         engine.dispose()
 
 
-def check_snapshot(snap: Snapshot, *, metered: bool = False) -> None:
+def check_snapshot(snap: Snapshot, *, metered: bool = False, arrears: bool = False) -> None:
     """Stored money adds up and every instance's change status matches its open order.
 
     ``metered``: the worker has metered hours, whose charges carry no order number but name the
-    instance and the period they pay for."""
-    assert snap.balance >= 0, f"negative balance {snap.balance} cents"
+    instance and the period they pay for; no hour (or other metered period) is charged twice and
+    no prepaid period is renewed twice.
+    ``arrears``: metered usage is owed, so it is debited even below zero (docs/billing.md). Then
+    the balance may be negative, but only because of metered debits: a purchase (a charge with an
+    order: upgrade, renewal) is conditional and never leaves the balance below zero."""
+    assert not arrears or metered, "arrears come from metered charges"
+    if not arrears:
+        assert snap.balance >= 0, f"negative balance {snap.balance} cents"
     kinds = Counter(e.kind for e in snap.ledger)
     assert set(kinds) <= {TOPUP, CHARGE, REFUND}, kinds
     assert snap.balance == sum(e.amount for e in snap.ledger), "balance != ledger sum"
@@ -81,7 +88,12 @@ def check_snapshot(snap: Snapshot, *, metered: bool = False) -> None:
         assert (entry.amount > 0) == (entry.kind in (TOPUP, REFUND)), entry
         running += entry.amount
         assert entry.balance_after == running, f"balance_after broken at {entry}"
-        assert entry.balance_after >= 0, f"ledger went below zero at {entry}"
+        if not arrears or entry.order_number is not None:
+            assert entry.balance_after >= 0, f"ledger went below zero at {entry}"
+    if snap.balance < 0:
+        assert any(_is_metered(e) for e in snap.ledger), "negative without metered charges"
+    if metered:
+        _check_charged_once(snap)
     by_number = {o.order_number: o for o in snap.orders}
     charged: dict[str, int] = {}
     for entry in snap.ledger:
@@ -104,6 +116,26 @@ def check_snapshot(snap: Snapshot, *, metered: bool = False) -> None:
         _check_stored_change(
             row, snap.orders, TRAFFIC_PACKAGE, "tp_status", "tp_pending_gb", "tp_order"
         )
+
+
+def _is_metered(entry: Row[Any]) -> bool:
+    return bool(entry.kind == CHARGE and entry.order_number is None)
+
+
+def _check_charged_once(snap: Snapshot) -> None:
+    """Each metered period of an instance (a postpaid hour, a stretch of overage; told apart by
+    what the description says the charge is for) is charged once; each prepaid period start is
+    renewed by one order at most."""
+    periods = Counter(
+        (e.instance_id, e.period_start, e.description.partition(" of instance")[0])
+        for e in snap.ledger
+        if _is_metered(e)
+    )
+    charged_twice = [key for key, count in periods.items() if count > 1]
+    assert not charged_twice, f"metered periods charged more than once: {charged_twice}"
+    renewals = Counter((o.instance_id, o.from_value) for o in snap.orders if o.kind == RENEW)
+    renewed_twice = [key for key, count in renewals.items() if count > 1]
+    assert not renewed_twice, f"periods renewed more than once: {renewed_twice}"
 
 
 def _check_stored_change(
@@ -131,10 +163,13 @@ def check_admin_money(
     tenant: Tenant,
     entries: list[dict[str, Any]] | None = None,
     report: Mapping[str, Any] | None = None,
+    *,
+    arrears: bool = False,
 ) -> Decimal:
     """Balance == top-ups - charges (+ refunds) == ledger sum, as ``zbmc admin`` reports them.
 
-    ``report``: a balance report already printed by another admin command (e.g. a top-up)."""
+    ``report``: a balance report already printed by another admin command (e.g. a top-up).
+    ``arrears``: metered usage may have taken the balance below zero (see ``check_snapshot``)."""
     if report is None:
         report = tenant.stack.admin.json("balance", tenant.tenant_id)
     entries = tenant.ledger() if entries is None else entries
@@ -146,7 +181,7 @@ def check_admin_money(
     assert by_kind[CHARGE] <= 0, by_kind
     assert balance == by_kind[TOPUP] + by_kind[CHARGE] + by_kind[REFUND], (balance, by_kind)
     assert balance == Decimal(str(report["ledgerSum"])), report
-    assert balance >= 0, report
+    assert arrears or balance >= 0, report
     return balance
 
 
@@ -154,11 +189,14 @@ def check_admin_orders(
     tenant: Tenant,
     returned: Mapping[str, str | None],
     entries: list[dict[str, Any]] | None = None,
+    *,
+    metered: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Every orderNumber the API returned exists exactly once in ``zbmc admin orders``, with the
     amount of its ledger charge (0 when none); modification orders are exactly the returned ones.
 
-    ``returned`` maps orderNumber -> expected state (None: any state)."""
+    ``returned`` maps orderNumber -> expected state (None: any state).
+    ``metered``: charges without an order (metered by the worker) name their instance instead."""
     listed = tenant.orders()
     counts = Counter(o["orderNumber"] for o in listed)
     duplicated = [n for n, c in counts.items() if c > 1]
@@ -167,6 +205,9 @@ def check_admin_orders(
     charges: dict[str, Decimal] = {}
     for entry in tenant.ledger() if entries is None else entries:
         if entry["kind"] == CHARGE:
+            if metered and entry["orderNumber"] is None:
+                assert entry["instanceId"] is not None, f"metered charge without instance: {entry}"
+                continue
             assert entry["orderNumber"] in by_number, f"charge without order: {entry}"
             charges[entry["orderNumber"]] = -Decimal(str(entry["amount"]))
     for number, state in returned.items():

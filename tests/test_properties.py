@@ -13,6 +13,7 @@ New rules (clock advances, worker ticks) can be added as further ``@rule`` metho
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -24,13 +25,16 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
+    precondition,
     rule,
     run_state_machine_as_test,
 )
 from sqlalchemy import Engine
 
 from tests import invariants
+from tests.conftest import StackFactory
 from tests.harness import V2022, V2026, Stack, Tenant, wait_until
+from tests.test_billing_cycles import run_worker
 
 FREE_MBPS, MAX_MBPS = 10, 10_000  # SEL-A M6C / M6C-HA in the demo catalogue
 DEFAULT_GB, MAX_GB = 500, 100_000
@@ -56,6 +60,7 @@ STATUS = {
     "OPERATION_DENIED_INTERNET_CHARGE_TYPE_NOT_SUPPORT": 403,
     "OPERATION_FAILED_INSTANCE_NOT_EXIST_TRAFFIC_PACKAGE": 403,
     "OPERATION_DENIED_BALANCE_INSUFFICIENT": 403,
+    "OPERATION_DENIED_INSTANCE_RECYCLED": 403,
 }
 DOWNGRADE_NOT_EXIST = "OPERATION_DENIED_DOWNGRADE_NOT_EXIST"  # 403 bandwidth, 404 package
 
@@ -100,6 +105,15 @@ class Instance:
     tp_status: str | None = None
     tp_pending: int | None = None
     tp_order: str | None = None
+    # billing periods and metering (only followed by the machine that moves the clock)
+    recycled: bool = False
+    period_start: int | None = None
+    expires: int | None = None
+    span_months: int = 1  # months paid in [period_start, expires)
+    bw_due: int | None = None  # when a waiting downgrade takes effect
+    tp_due: int | None = None
+    metered_until: int = 0
+    history: list[tuple[int, int]] = field(default_factory=list)  # (applied at, metered value)
 
     def __post_init__(self) -> None:
         if self.by_package:
@@ -129,6 +143,8 @@ def price_of(items: list[Any] | None, key: str) -> Decimal:
 
 
 class ChangeMachine(RuleBasedStateMachine):
+    METERED = False  # the worker meters postpaid hours (which may leave the balance in arrears)
+
     def __init__(self, stack: Stack, engine: Engine) -> None:
         super().__init__()
         self.stack = stack
@@ -225,6 +241,9 @@ class ChangeMachine(RuleBasedStateMachine):
         bandwidths=st.lists(st.sampled_from([5, 10, 20, 100, 500]), min_size=7, max_size=7),
     )
     def create(self, balance: str, bandwidths: list[int]) -> None:
+        self.setup(balance, bandwidths)
+
+    def setup(self, balance: str, bandwidths: list[int]) -> None:
         self.tenant = self.stack.tenant(balance=balance)
         self.balance = Decimal(balance)
         self.clients = {v: self.tenant.client(v) for v in (V2022, V2026)}
@@ -284,6 +303,8 @@ class ChangeMachine(RuleBasedStateMachine):
     ) -> tuple[str, int]:
         if inst is None:
             raise Failure("INVALID_INSTANCE_NOT_FOUND")
+        if inst.recycled and not inquiry:
+            raise Failure("OPERATION_DENIED_INSTANCE_STATUS_NOT_SUPPORT")
         if not inst.by_package:
             raise Failure("OPERATION_DENIED_INTERNET_CHARGE_TYPE_NOT_SUPPORT")
         if inst.package_gb is None:
@@ -295,6 +316,8 @@ class ChangeMachine(RuleBasedStateMachine):
             raise Failure("INVALID_PARAMETER_TRAFFIC_PACKAGE_LESS")
         if target > MAX_GB:
             raise Failure("INVALID_PARAMETER_TRAFFIC_PACKAGE_EXCEED")
+        if inst.tp_status == "Processing" and not inquiry:
+            raise Failure("OPERATION_DENIED_INSTANCE_TRAFFIC_PACKAGE_PROCESSING")
         if inst.tp_status == "WaitToEnable" and not inquiry:
             raise Failure("OPERATION_FAILED_INSTANCE_EXIST_PLAN_TRAFFIC_PACKAGE")
         if target == inst.package_gb:
@@ -327,12 +350,18 @@ class ChangeMachine(RuleBasedStateMachine):
             self.orders[number] = invariants.WAIT_TO_ENABLE
             if bandwidth:
                 inst.bw_status, inst.bw_pending, inst.bw_order = "WaitToEnable", target, number
+                inst.bw_due = inst.expires
             else:
                 inst.tp_status, inst.tp_pending, inst.tp_order = "WaitToEnable", target, number
+                inst.tp_due = inst.expires
             return
+        self.started(inst, kind, target, number)
+
+    def started(self, inst: Instance, kind: str, target: int, number: str) -> None:
+        """An immediate change was ordered: the background worker makes it Enable."""
         self.orders[number] = "ENABLED"
         self.settle(inst, kind, target)
-        if bandwidth:
+        if kind == invariants.BANDWIDTH:
             inst.bandwidth = target
         else:
             inst.package_gb = target
@@ -394,7 +423,7 @@ class ChangeMachine(RuleBasedStateMachine):
             assert self.fingerprint() == before, "a refused change changed something"
             return
         assert result.code is None, f"{action} {params}: {result.code} (plan {plan})"
-        if plan == "charged":
+        if plan == "charged" and price > 0:
             assert price - CENT <= self.balance, (price, self.balance)
         self.apply(inst, kind, plan, target, result, price)
 
@@ -449,11 +478,13 @@ class ChangeMachine(RuleBasedStateMachine):
     def top_up(self, amount: Decimal) -> None:
         report = self.stack.admin.json("tenant", "topup", self.tenant.tenant_id, str(amount))
         self.balance += amount
-        assert invariants.check_admin_money(self.tenant, report=report) == self.balance
+        money = invariants.check_admin_money(self.tenant, report=report, arrears=self.METERED)
+        assert money == self.balance
 
     def teardown(self) -> None:
         if hasattr(self, "tenant"):
-            assert invariants.check_admin_money(self.tenant) == self.balance
+            money = invariants.check_admin_money(self.tenant, arrears=self.METERED)
+            assert money == self.balance
 
     @rule(index=st.integers(0, 6), mbps=st.integers(FREE_MBPS + 1, MAX_MBPS))
     def top_up_to_exact_price(self, index: int, mbps: int) -> None:
@@ -487,6 +518,9 @@ class ChangeMachine(RuleBasedStateMachine):
         for inst in chosen:
             if inst is None:
                 self.rejected(transport, action, params, "INVALID_INSTANCE_NOT_FOUND")
+                return
+            if inst.recycled:
+                self.rejected(transport, action, params, "OPERATION_DENIED_INSTANCE_RECYCLED")
                 return
             if inst.running != stop:
                 code = (
@@ -529,7 +563,7 @@ class ChangeMachine(RuleBasedStateMachine):
             )
         else:
             delta = max(target, FREE_MBPS) - max(inst.bandwidth, FREE_MBPS)
-            self.check_prorated(price_of(items, "discountPrice"), delta * BANDWIDTH_MONTH)
+            self.check_prorated(inst, price_of(items, "discountPrice"), delta * BANDWIDTH_MONTH)
         return None
 
     @rule(index=INSTANCE, size=SIZES, transport=TRANSPORTS)
@@ -555,11 +589,11 @@ class ChangeMachine(RuleBasedStateMachine):
             )
         else:
             current = Decimal(max(inst.package_gb - DEFAULT_GB, 0)) / 1000
-            self.check_prorated(price_of(items, "discountPrice"), (billable - current) * TB_MONTH)
+            full_month = (billable - current) * TB_MONTH
+            self.check_prorated(inst, price_of(items, "discountPrice"), full_month)
         return None
 
-    @staticmethod
-    def check_prorated(price: Decimal, full_month: Decimal) -> None:
+    def check_prorated(self, inst: Instance, price: Decimal, full_month: Decimal) -> None:
         """Instances were created moments ago, so nearly the whole month remains."""
         if full_month <= 0:
             assert price == 0, price
@@ -571,12 +605,14 @@ class ChangeMachine(RuleBasedStateMachine):
     @invariant()
     def consistent(self) -> None:
         snap = invariants.snapshot(self.engine, self.tenant.tenant_id)
-        invariants.check_snapshot(snap)
+        invariants.check_snapshot(snap, metered=self.METERED, arrears=self.METERED)
         assert Decimal(snap.balance) / 100 == self.balance, (snap.balance, self.balance)
         # `zbmc admin balance` is checked after top-ups and at teardown: each admin command
         # costs ~0.1 s, and the stored balance is checked against the ledger above anyway
-        entries = self.tenant.ledger()
-        listed = invariants.check_admin_orders(self.tenant, self.orders, entries)
+        entries = self.admin_ledger(snap)
+        listed = invariants.check_admin_orders(
+            self.tenant, self.orders, entries, metered=self.METERED
+        )
         # one client per instance: the SDK clients are not shared between threads
         with ThreadPoolExecutor(len(self.instances)) as pool:
             shown = list(
@@ -594,6 +630,14 @@ class ChangeMachine(RuleBasedStateMachine):
             assert status.modifiedTrafficPackageStatus == inst.tp_status, inst
             assert tb(status.trafficPackageSize) == tb_of_gb(inst.package_gb), inst
             assert tb(status.modifiedTrafficPackageSize) == tb_of_gb(inst.tp_pending), inst
+        self.check_periods(snap)
+
+    def admin_ledger(self, snap: invariants.Snapshot) -> list[dict[str, Any]]:
+        del snap  # the ledger as `zbmc admin ledger` prints it
+        return self.tenant.ledger()
+
+    def check_periods(self, snap: invariants.Snapshot) -> None:
+        """Billing periods: only followed when the clock moves."""
 
 
 def tb(value: float | None) -> Decimal | None:
@@ -625,3 +669,353 @@ def test_money_orders_and_statuses_stay_consistent(stack: Stack) -> None:
         )
     finally:
         engine.dispose()
+
+
+# --- time: a simulated clock, worker runs, renewals and metering ---------------------------------
+
+HOUR, DAY = 3600, 86400
+INSTANCE_MONTH, INSTANCE_HOUR = Decimal("300.00"), Decimal("0.50")  # SEL-A M6C and M6C-HA
+UNIT_SECONDS = {"m": 60, "h": HOUR, "d": DAY}
+# Metering costs about a millisecond per postpaid hour: an example stops moving the clock after
+# this much simulated time (a few periods), so that the test stays within its time budget.
+MAX_OFFSET = 100 * DAY
+DURATIONS = st.one_of(
+    st.integers(1, 59).map(lambda n: f"{n}m"),
+    st.integers(1, 47).map(lambda n: f"{n}h"),
+    st.integers(2, 40).map(lambda n: f"{n}d"),
+)
+
+
+def cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, ROUND_HALF_UP)
+
+
+def money(amount_cents: int) -> Decimal:
+    return Decimal(amount_cents) / 100
+
+
+class TimeMachine(ChangeMachine):
+    """The rules above plus time: clock advances, worker runs and RenewInstance, on a stack of
+    its own (one per example) whose billing clock is simulated and whose worker runs only when a
+    rule says so (ZBMC_RUN_WORKER=0). Every renewal, recycle and metered hour therefore happens
+    in a step the model sees; immediate changes stay Processing until then.
+
+    After a worker run the model accounts for every new ledger entry and order: each renewal
+    continues the instance's last period at the period price of its values (pending changes at
+    their target), each metered hour continues the instance's metering at the hourly price of the
+    highest value it held in that hour, and an instance is recycled only at the end of its period
+    and only if the balance left after the run's renewals could not pay that period. Metered
+    usage may take the balance below zero (arrears), so "never negative" is checked in its honest
+    form: only metered debits may leave the balance below zero, purchases never do.
+    """
+
+    METERED = True
+
+    def __init__(self, make_stack: StackFactory) -> None:
+        stack = make_stack(ZBMC_RUN_WORKER="0")
+        stack.admin.run("clock", "simulate")
+        super().__init__(stack, stack.engine())
+        self.offset = 0  # simulated seconds ahead of the wall clock
+        self.window = (0, 0)  # billing time before and after the last request
+        self.listed: tuple[int, list[dict[str, Any]]] = (-1, [])  # last entry id, admin ledger
+
+    def now(self) -> int:
+        return int(time.time()) + self.offset
+
+    def admin_ledger(self, snap: invariants.Snapshot) -> list[dict[str, Any]]:
+        """Printed again only when the ledger grew: metered hours make it thousands of entries
+        long, and printing them costs a good part of a second."""
+        last = snap.ledger[-1].entry_id if snap.ledger else 0
+        if self.listed[0] != last:
+            self.listed = (last, self.tenant.ledger())
+        return self.listed[1]
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            self.engine.dispose()
+            self.stack.stop()
+
+    def setup(self, balance: str, bandwidths: list[int]) -> None:
+        super().setup(balance, bandwidths)
+        rows = self.rows(invariants.snapshot(self.engine, self.tenant.tenant_id))
+        for inst in self.instances:
+            row = rows[inst.instance_id]
+            inst.period_start, inst.expires = row.period_start, row.expired_time
+            inst.metered_until = int(row.create_time)
+            inst.history = [(int(row.create_time), self.metered_value(inst))]
+
+    @staticmethod
+    def rows(snap: invariants.Snapshot) -> dict[str, Any]:
+        return {row.instance_id: row for row in snap.instances}
+
+    def call(self, transport: str, action: str, params: dict[str, Any]) -> Result:
+        start = self.now()
+        result = super().call(transport, action, params)
+        self.window = (start, self.now())
+        return result
+
+    def started(self, inst: Instance, kind: str, target: int, number: str) -> None:
+        """No background worker: the change stays Processing until the next worker run."""
+        self.orders[number] = invariants.PROCESSING
+        if kind == invariants.BANDWIDTH:
+            inst.bw_status, inst.bw_pending, inst.bw_order = "Processing", target, number
+        else:
+            inst.tp_status, inst.tp_pending, inst.tp_order = "Processing", target, number
+
+    def check_prorated(self, inst: Instance, price: Decimal, full_month: Decimal) -> None:
+        """The share of the paid span left at the time of the inquiry (somewhere in the request's
+        window), for all the months the span holds (an early renewal makes it two)."""
+        if full_month <= 0:
+            assert price == 0, price
+            return
+        assert inst.period_start is not None, inst
+        assert inst.expires is not None, inst
+        start, end, span = inst.period_start, inst.expires, inst.expires - inst.period_start
+
+        def at(now: int) -> Decimal:
+            left = Decimal(min(max(end - now, 0), span)) / Decimal(span)
+            return cents(full_month * inst.span_months * left)
+
+        latest, earliest = self.window[1], self.window[0]
+        assert at(latest) <= price <= at(earliest), (price, at(latest), at(earliest), inst, start)
+
+    # --- prices of the model ------------------------------------------------------------------
+
+    @staticmethod
+    def metered_value(inst: Instance) -> int:
+        return (inst.package_gb or 0) if inst.by_package else inst.bandwidth
+
+    @staticmethod
+    def period_price(inst: Instance) -> Decimal:
+        """One month at the values the instance will have in it (pending ones at their target)."""
+        if inst.by_package:
+            gb = inst.tp_pending if inst.tp_pending is not None else inst.package_gb
+            extra = Decimal(0) if gb is None else Decimal(max(gb - DEFAULT_GB, 0)) / 1000
+            return cents(INSTANCE_MONTH + extra * TB_MONTH)
+        mbps = inst.bw_pending if inst.bw_pending is not None else inst.bandwidth
+        return cents(INSTANCE_MONTH + max(mbps - FREE_MBPS, 0) * BANDWIDTH_MONTH)
+
+    @staticmethod
+    def hour_price(inst: Instance, start: int) -> Decimal:
+        """The hour [start, start + 1 h) at the highest value held in it."""
+        held = [value for at, value in inst.history if at <= start][-1:]
+        held += [value for at, value in inst.history if start <= at < start + HOUR]
+        value = max(held)
+        if inst.by_package:
+            return cents(INSTANCE_HOUR + Decimal(max(value - DEFAULT_GB, 0)) / 1000 * TB_HOUR)
+        return cents(INSTANCE_HOUR + max(value - FREE_MBPS, 0) * BANDWIDTH_HOUR)
+
+    # --- rules --------------------------------------------------------------------------------
+
+    @precondition(lambda self: self.offset < MAX_OFFSET)
+    @rule(duration=DURATIONS, work=st.booleans())
+    def advance(self, duration: str, work: bool) -> None:
+        """Move the clock (minutes to 40 days); requests may come before the worker catches up."""
+        self.stack.admin.run("clock", "advance", duration)
+        self.offset += int(duration[:-1]) * UNIT_SECONDS[duration[-1]]
+        assert self.stack.admin.json("clock", "show")["offsetSeconds"] == self.offset
+        if work:
+            self.work()
+
+    @precondition(lambda self: self.offset < MAX_OFFSET)
+    @rule(days=st.integers(25, 40))
+    def advance_to_a_period_end(self, days: int) -> None:
+        """A second, likelier way to reach period ends (rules are drawn evenly)."""
+        self.advance(f"{days}d", work=True)
+
+    @rule()
+    def work(self) -> None:
+        """`zbmc worker --once`, then account for everything it did."""
+        before = invariants.snapshot(self.engine, self.tenant.tenant_id)
+        start = self.now()
+        end = int(run_worker(self.stack)["now"])  # the last tick's time
+        assert start <= end, (start, end)
+        after = invariants.snapshot(self.engine, self.tenant.tenant_id)
+        for order in after.orders:
+            if order.state in invariants.OPEN_STATES:
+                assert order.effective_at > start, f"due order left unapplied: {order}"
+        by_number = {o.order_number: o for o in after.orders}
+        for inst in self.instances:
+            self.finish_change(inst, invariants.BANDWIDTH, by_number, start, end)
+            self.finish_change(inst, invariants.TRAFFIC_PACKAGE, by_number, start, end)
+        known = {e.entry_id for e in before.ledger}
+        new = [e for e in after.ledger if e.entry_id not in known]
+        assert all(e.kind == invariants.CHARGE for e in new), new
+        known_orders = {o.order_number for o in before.orders}
+        renewals = [o for o in after.orders if o.order_number not in known_orders]
+        assert all(o.kind == invariants.RENEW for o in renewals), renewals
+        self.end_periods(after, renewals, [e for e in new if e.order_number], start, end)
+        self.meter([e for e in new if e.order_number is None], start, end)
+        self.balance += money(sum(e.amount for e in new))
+
+    def finish_change(
+        self, inst: Instance, kind: str, by_number: dict[str, Any], start: int, end: int
+    ) -> None:
+        bandwidth = kind == invariants.BANDWIDTH
+        number = inst.bw_order if bandwidth else inst.tp_order
+        if number is None:
+            return
+        order = by_number[number]
+        status = inst.bw_status if bandwidth else inst.tp_status
+        due = inst.bw_due if bandwidth else inst.tp_due
+        if order.state != "ENABLED":
+            assert status == "WaitToEnable", order
+            assert due is not None, order
+            assert due > start, order
+            return
+        assert start <= order.applied_at <= end, order
+        if status == "WaitToEnable":
+            assert due is not None, order
+            assert due <= end, (due, order)
+        self.orders[number] = "ENABLED"
+        if bandwidth:
+            inst.bandwidth, inst.bw_status = order.to_value, "Enable"
+            inst.bw_pending = inst.bw_order = inst.bw_due = None
+        else:
+            inst.package_gb, inst.tp_status = order.to_value, "Enable"
+            inst.tp_pending = inst.tp_order = inst.tp_due = None
+        if bandwidth != inst.by_package:  # the value postpaid hours are priced by
+            inst.history.append((int(order.applied_at), self.metered_value(inst)))
+
+    def end_periods(
+        self,
+        snap: invariants.Snapshot,
+        renewals: list[Any],
+        charges: list[Any],
+        start: int,
+        end: int,
+    ) -> None:
+        charged = {e.order_number: e for e in charges}
+        assert set(charged) == {o.order_number for o in renewals}, (charged, renewals)
+        # Renewals come before this run's metered hours (worker.py), and balances only fall in
+        # a run, so a period left unpaid saw at most this much.
+        left = self.balance + money(sum(e.amount for e in charges))
+        by_start = {(o.instance_id, o.from_value): o for o in renewals}
+        rows = self.rows(snap)
+        for inst in self.instances:
+            if not inst.prepaid or inst.recycled:
+                continue
+            assert inst.expires is not None
+            price = self.period_price(inst)
+            while (order := by_start.pop((inst.instance_id, inst.expires), None)) is not None:
+                assert inst.expires <= end, (inst, order)
+                assert money(order.amount) == price, (order, price, inst)
+                self.check_period(order)
+                inst.period_start, inst.expires, inst.span_months = (
+                    order.from_value,
+                    order.to_value,
+                    1,
+                )
+            row = rows[inst.instance_id]
+            if row.status == "RECYCLE":
+                assert row.recycled_at == inst.expires <= end, (row, inst)
+                assert left < price, f"recycled though {left} paid {price}: {inst}"
+                inst.recycled, inst.running = True, False
+            else:
+                assert inst.expires > start, f"period ended without renewal or recycle: {row}"
+        assert not by_start, f"renewals of no ended period: {by_start}"
+
+    @staticmethod
+    def check_period(order: Any) -> None:
+        """A renewal pays one calendar month: 28 to 31 whole days."""
+        length = order.to_value - order.from_value
+        assert length % DAY == 0, order
+        assert 28 * DAY <= length <= 31 * DAY, order
+
+    def meter(self, entries: list[Any], start: int, end: int) -> None:
+        for inst in self.instances:
+            mine = sorted(
+                (e for e in entries if e.instance_id == inst.instance_id),
+                key=lambda e: e.period_start,
+            )
+            if inst.prepaid:  # no traffic is reported, so no overage either
+                assert not mine, mine
+                continue
+            for entry in mine:
+                assert entry.period_start == inst.metered_until, (entry, inst.metered_until)
+                assert entry.period_end == entry.period_start + HOUR, entry
+                assert money(-entry.amount) == self.hour_price(inst, entry.period_start), (
+                    entry,
+                    inst.history,
+                )
+                inst.metered_until = entry.period_end
+            # every whole hour up to the run is metered, none beyond it
+            assert inst.metered_until + HOUR > start, inst
+            assert inst.metered_until <= end, inst
+
+    @rule(index=INSTANCE, transport=TRANSPORTS)
+    def renew(self, index: int, transport: str) -> None:
+        inst = self.pick(index)
+        params = {"instanceId": inst.instance_id if inst else MISSING}
+        if inst is None:
+            return self.rejected(transport, "RenewInstance", params, "INVALID_INSTANCE_NOT_FOUND")
+        if not inst.prepaid:  # postpaid: nothing to renew
+            before = self.fingerprint()
+            assert self.call(transport, "RenewInstance", params).code is None
+            assert self.fingerprint() == before
+            return None
+        price = self.period_price(inst)
+        if price > self.balance:
+            code = "OPERATION_DENIED_BALANCE_INSUFFICIENT"
+            return self.rejected(transport, "RenewInstance", params, code)
+        before = invariants.snapshot(self.engine, self.tenant.tenant_id)
+        result = self.call(transport, "RenewInstance", params)
+        assert result.code is None, (result, price, self.balance)
+        after = invariants.snapshot(self.engine, self.tenant.tenant_id)
+        known = {o.order_number for o in before.orders}
+        (order,) = [o for o in after.orders if o.order_number not in known]
+        assert (order.kind, order.instance_id) == (invariants.RENEW, inst.instance_id), order
+        assert money(order.amount) == price, (order, price)
+        self.check_period(order)
+        if inst.recycled:  # back from the recycle bin, for a period starting now
+            assert self.window[0] <= order.from_value <= self.window[1], order
+            inst.recycled, inst.running = False, True
+            inst.period_start, inst.span_months = order.from_value, 1
+        else:  # the next period, paid ahead
+            assert order.from_value == inst.expires, (order, inst)
+            inst.span_months += 1
+        inst.expires = order.to_value
+        self.balance -= price
+        return None
+
+    # --- invariants ---------------------------------------------------------------------------
+
+    def check_periods(self, snap: invariants.Snapshot) -> None:
+        rows = self.rows(snap)
+        renewed = {(o.instance_id, o.from_value) for o in snap.orders if o.kind == "RENEW"}
+        for order in snap.orders:
+            if order.kind == invariants.RENEW:  # a renewal is always paid (300.00 at least)
+                assert order.amount > 0, order
+                assert order.state == "ENABLED", order
+        for inst in self.instances:
+            row = rows[inst.instance_id]
+            status = "RECYCLE" if inst.recycled else ("RUNNING" if inst.running else "STOPPED")
+            assert row.status == status, (row, inst)
+            if not inst.prepaid:
+                assert int(row.metered_until) == inst.metered_until, (row, inst)
+                continue
+            assert (row.period_start, row.expired_time) == (inst.period_start, inst.expires)
+            if inst.recycled:  # recycled exactly at the end of its last, unrenewed, period
+                assert row.recycled_at == row.expired_time, row
+                assert (inst.instance_id, row.expired_time) not in renewed, row
+
+
+def test_money_orders_and_statuses_stay_consistent_as_time_passes(
+    make_stack: StackFactory,
+) -> None:
+    class Machine(TimeMachine):
+        def __init__(self) -> None:
+            super().__init__(make_stack)
+
+    run_state_machine_as_test(
+        Machine,
+        settings=settings(
+            max_examples=6,
+            stateful_step_count=30,
+            deadline=None,
+            phases=[Phase.explicit, Phase.reuse, Phase.generate],
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        ),
+    )

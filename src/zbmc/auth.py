@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from zbmc.db.tables import access_keys, tokens
@@ -22,6 +22,15 @@ class Credentials:
     content_type: str
     host: str
     body: bytes
+
+
+# Built once: SQLAlchemy then reuses the compiled form instead of re-deriving a cache key per call.
+_KEY = select(access_keys.c.tenant_id, access_keys.c.secret).where(
+    access_keys.c.key_id == bindparam("key_id"), access_keys.c.revoked_at.is_(None)
+)
+_TOKEN = select(tokens.c.tenant_id, tokens.c.expires_at).where(
+    tokens.c.token_sha256 == bindparam("digest"), tokens.c.revoked_at.is_(None)
+)
 
 
 def token_digest(token: str) -> str:
@@ -44,11 +53,7 @@ def authenticate(conn: Connection, cred: Credentials, wall_now: int, window: int
         raise InvalidAuthorization(detail="X-ZC-Timestamp must be Unix seconds")
     if abs(int(timestamp) - wall_now) > window:
         raise SignatureExpired(window=window)
-    row = conn.execute(
-        select(access_keys.c.tenant_id, access_keys.c.secret).where(
-            access_keys.c.key_id == parsed.access_key_id, access_keys.c.revoked_at.is_(None)
-        )
-    ).first()
+    row = conn.execute(_KEY, {"key_id": parsed.access_key_id}).first()
     if row is None:
         raise InvalidAuthorization(detail="the access key is unknown or revoked")
     expected = sign(row.secret, cred.content_type, cred.host, timestamp, cred.body)
@@ -60,11 +65,7 @@ def authenticate(conn: Connection, cred: Credentials, wall_now: int, window: int
 def _bearer(conn: Connection, token: str, wall_now: int) -> str:
     if not token:
         raise InvalidAuthorization(detail="the bearer token is empty")
-    row = conn.execute(
-        select(tokens.c.tenant_id, tokens.c.expires_at).where(
-            tokens.c.token_sha256 == token_digest(token), tokens.c.revoked_at.is_(None)
-        )
-    ).first()
+    row = conn.execute(_TOKEN, {"digest": token_digest(token)}).first()
     if row is None:
         raise InvalidAuthorization(detail="the token is unknown or revoked")
     if row.expires_at is not None and row.expires_at <= wall_now:

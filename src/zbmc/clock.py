@@ -12,6 +12,8 @@ from sqlalchemy.engine import Connection
 
 from zbmc.db.tables import clock_state
 
+_STATE = select(clock_state.c.mode, clock_state.c.offset_seconds)
+
 SYSTEM = "system"
 SIMULATED = "simulated"
 
@@ -24,13 +26,13 @@ class Clock:
         return int(self._wall())
 
     def now(self, conn: Connection) -> int:
-        row = conn.execute(select(clock_state.c.mode, clock_state.c.offset_seconds)).first()
+        row = conn.execute(_STATE).first()
         if row is None or row.mode == SYSTEM:
             return self.wall()
         return self.wall() + int(row.offset_seconds)
 
     def state(self, conn: Connection) -> tuple[str, int]:
-        row = conn.execute(select(clock_state.c.mode, clock_state.c.offset_seconds)).first()
+        row = conn.execute(_STATE).first()
         return (SYSTEM, 0) if row is None else (str(row.mode), int(row.offset_seconds))
 
     def set_mode(self, conn: Connection, mode: str) -> None:

@@ -5,12 +5,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from zbmc.db.tables import ledger, tenants
 
 TOPUP, CHARGE, REFUND = "TOPUP", "CHARGE", "REFUND"
+
+# Built once (request path): SQLAlchemy reuses the compiled statements.
+_CHARGE_IF_COVERED = (
+    update(tenants)
+    .where(
+        tenants.c.tenant_id == bindparam("target_tenant_id"),
+        tenants.c.balance >= bindparam("amount"),
+    )
+    .values(balance=tenants.c.balance - bindparam("amount"))
+    .returning(tenants.c.balance)
+)
+_APPEND = ledger.insert()
 
 
 @dataclass(frozen=True)
@@ -39,10 +51,7 @@ def try_charge(conn: Connection, tenant_id: str, entry: Entry, now: int) -> int 
     if entry.amount < 0:
         raise ValueError("a charge is a positive amount")
     new_balance = conn.execute(
-        update(tenants)
-        .where(tenants.c.tenant_id == tenant_id, tenants.c.balance >= entry.amount)
-        .values(balance=tenants.c.balance - entry.amount)
-        .returning(tenants.c.balance)
+        _CHARGE_IF_COVERED, {"target_tenant_id": tenant_id, "amount": entry.amount}
     ).scalar_one_or_none()
     if new_balance is None:
         return None
@@ -68,18 +77,19 @@ def _append(
     conn: Connection, tenant_id: str, entry: Entry, signed: int, balance_after: int, now: int
 ) -> None:
     conn.execute(
-        insert(ledger).values(
-            tenant_id=tenant_id,
-            created_at=now,
-            kind=entry.kind,
-            amount=signed,
-            balance_after=balance_after,
-            order_number=entry.order_number,
-            instance_id=entry.instance_id,
-            description=entry.description,
-            period_start=entry.period_start,
-            period_end=entry.period_end,
-        )
+        _APPEND,
+        {
+            "tenant_id": tenant_id,
+            "created_at": now,
+            "kind": entry.kind,
+            "amount": signed,
+            "balance_after": balance_after,
+            "order_number": entry.order_number,
+            "instance_id": entry.instance_id,
+            "description": entry.description,
+            "period_start": entry.period_start,
+            "period_end": entry.period_end,
+        },
     )
 
 

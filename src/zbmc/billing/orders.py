@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlalchemy.engine import Connection
 
 from zbmc.db.tables import orders
@@ -20,6 +20,9 @@ PROCESSING, WAIT_TO_ENABLE, ENABLED, CANCELLED = (
     "ENABLED",
     "CANCELLED",
 )
+
+
+_INSERT = orders.insert()
 
 
 def new_order_number() -> str:
@@ -43,20 +46,21 @@ def create(
 ) -> str:
     number = order_number or new_order_number()
     conn.execute(
-        insert(orders).values(
-            order_number=number,
-            tenant_id=tenant_id,
-            instance_id=instance_id,
-            kind=kind,
-            from_value=from_value,
-            to_value=to_value,
-            amount=amount,
-            state=state,
-            created_at=now,
-            effective_at=effective_at,
-            applied_at=now if state == ENABLED else None,
-            attempts=0,
-        )
+        _INSERT,
+        {
+            "order_number": number,
+            "tenant_id": tenant_id,
+            "instance_id": instance_id,
+            "kind": kind,
+            "from_value": from_value,
+            "to_value": to_value,
+            "amount": amount,
+            "state": state,
+            "created_at": now,
+            "effective_at": effective_at,
+            "applied_at": now if state == ENABLED else None,
+            "attempts": 0,
+        },
     )
     return number
 

@@ -33,7 +33,11 @@ def _prepare_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(_WRITE_OPTION, True)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # Straight to the driver: this runs once per request, and SQLAlchemy's statement
+        # machinery would cost as much as a query here.
+        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "BEGIN IMMEDIATE" if write else "BEGIN"
+        )
 
 
 def create_db_engine(url: str) -> Engine:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, and_, select, update
+from sqlalchemy import Row, and_, bindparam, select
 from sqlalchemy.engine import Connection
 
 from zbmc.db.tables import instance_types, instances, offerings
@@ -37,14 +37,19 @@ INSTANCE_WITH_CATALOGUE = select(
 )
 
 
+# Statements on the request path are built once, so SQLAlchemy reuses their compiled form.
+_BY_ID = INSTANCE_WITH_CATALOGUE.where(
+    instances.c.instance_id == bindparam("instance_id"),
+    instances.c.tenant_id == bindparam("tenant_id"),
+)
+_BY_ID_LOCKED = _BY_ID.with_for_update(of=instances)
+_UPDATE = instances.update().where(instances.c.instance_id == bindparam("target_instance_id"))
+
+
 def load(conn: Connection, tenant_id: str, instance_id: str, *, lock: bool) -> Row[Any]:
     """An instance of this tenant with its type and offering; other tenants' ids are not found."""
-    query = INSTANCE_WITH_CATALOGUE.where(
-        instances.c.instance_id == instance_id, instances.c.tenant_id == tenant_id
-    )
-    if lock:
-        query = query.with_for_update(of=instances)
-    row = conn.execute(query).first()
+    query = _BY_ID_LOCKED if lock else _BY_ID
+    row = conn.execute(query, {"instance_id": instance_id, "tenant_id": tenant_id}).first()
     if row is None:
         raise InstanceNotFound(instance_id=instance_id)
     return row
@@ -95,4 +100,4 @@ def price_list(row: Row[Any]) -> PriceList:
 
 
 def set_values(conn: Connection, instance_id: str, **values: Any) -> None:
-    conn.execute(update(instances).where(instances.c.instance_id == instance_id).values(**values))
+    conn.execute(_UPDATE, {"target_instance_id": instance_id, **values})

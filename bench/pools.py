@@ -71,10 +71,11 @@ def split(items: Sequence[str], threads: int) -> list[list[str]]:
 
 
 def modify_bandwidth(
-    host: str, key: tuple[str, str], instance_ids: Sequence[str], threads: int, version: str
+    host: str, key: tuple[str, str], current: dict[str, int], threads: int, version: str
 ) -> list[list[str]]:
-    """Per thread: every instance of its share to 200 Mbps, then every one back to 100 Mbps.
+    """Per thread: every instance of its share to the other of 100/200 Mbps, then back.
 
+    ``current`` is each instance's bandwidth now, so the first request to each is a real change.
     The instances are POSTPAID, so each change is accepted free of charge and is Processing
     until the worker's next tick; by the time a thread comes back to an instance (a whole pass
     later) the worker has finished the change, so the next request is accepted again. Requests
@@ -82,28 +83,23 @@ def modify_bandwidth(
     (HTTP 403) and are reported as non-2xx.
     """
     pools = []
-    for share in split(list(instance_ids), threads):
-        up = [
-            signed(
-                host,
-                key,
-                "ModifyInstanceBandwidth",
-                {"instanceId": i, "bandwidthOutMbps": 200},
-                version,
-            )
-            for i in share
-        ]
-        down = [
-            signed(
-                host,
-                key,
-                "ModifyInstanceBandwidth",
-                {"instanceId": i, "bandwidthOutMbps": 100},
-                version,
-            )
-            for i in share
-        ]
-        pools.append(up + down)
+    for share in split(sorted(current), threads):
+        passes = []
+        for flip in (True, False):
+            passes += [
+                signed(
+                    host,
+                    key,
+                    "ModifyInstanceBandwidth",
+                    {
+                        "instanceId": i,
+                        "bandwidthOutMbps": (300 - current[i]) if flip else current[i],
+                    },
+                    version,
+                )
+                for i in share
+            ]
+        pools.append(passes)
     return pools
 
 

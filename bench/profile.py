@@ -104,7 +104,7 @@ def profile_load(
     try:
         host = server.host
         if args.scenario == "modify":
-            requests = pools.modify_bandwidth(host, key, pool, THREADS, VERSION)
+            requests = pools.modify_bandwidth(host, key, dict.fromkeys(pool, 100), THREADS, VERSION)
         elif args.scenario == "status":
             requests = pools.internet_status(host, key, pool, THREADS, VERSION)
         else:

@@ -23,7 +23,7 @@ def render(data: dict[str, Any]) -> str:
     machine = data["machine"]
     lines = [
         f"Run `{data['plan']['name']}` started {data['started']} ({data['wall_seconds']} s): "
-        f"{machine['nproc']} x {machine['cpu']}, Python {machine['python']}, {machine['wrk']}; "
+        f"{machine['nproc']} x {machine['cpu']}, Python {machine['python']}, {machine['wrk'].split(' Copyright')[0]}; "
         f"load average at start {machine['load_at_start'][0]:.1f}, "
         f"at end {machine['load_at_end'][0]:.1f}.",
         "",

@@ -31,7 +31,7 @@ from load import THREADS, Measurement, wrk
 from sqlalchemy import Engine, func, select
 
 from zbmc.db.engine import create_db_engine
-from zbmc.db.tables import orders
+from zbmc.db.tables import instances, orders
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VERSION = "2026-02-01"
@@ -215,7 +215,7 @@ class Run:
         host = server.host
         self.measure(
             server,
-            lambda t: pools.modify_bandwidth(host, key, pool, t, VERSION),
+            lambda t: pools.modify_bandwidth(host, key, _bandwidths(engine, pool), t, VERSION),
             target=target,
             scenario="ModifyInstanceBandwidth (signed)",
             dataset=dataset,
@@ -244,8 +244,8 @@ class Run:
         applied = progress.get("instances_at_100", 0)
         if "killed_after_seconds" in report:
             verdict = (
-                f"DID NOT FINISH: killed after {self.plan.worker_cap} s (one tick is one "
-                f"transaction, so nothing of it was committed); {applied} of {count} applied"
+                f"DID NOT FINISH: killed after {self.plan.worker_cap} s; afterwards {applied} of"
+                f" {count} were found applied (a tick commits once, at its end)"
             )
         elif applied == 0:
             verdict = f"NOT IMPLEMENTED: the worker applied none of the {count} due downgrades"
@@ -263,6 +263,21 @@ class Run:
         }
         print(f"  worker --once over {count} due downgrades: {seconds:.2f} s; {verdict}")
         return result
+
+
+def _bandwidths(engine: Engine, pool: list[str]) -> dict[str, int]:
+    """The pool's bandwidths once the worker has finished every change still Processing."""
+    deadline = time.monotonic() + 30
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(instances.c.instance_id, instances.c.bandwidth, instances.c.bw_status).where(
+                    instances.c.instance_id.in_(pool)
+                )
+            ).all()
+        if all(row.bw_status == "Enable" for row in rows) or time.monotonic() > deadline:
+            return {row.instance_id: row.bandwidth for row in rows}
+        time.sleep(0.1)
 
 
 def _order_count(engine: Engine) -> int:
@@ -376,6 +391,7 @@ def verdicts(measurements: list[Measurement], sections: dict[str, Any]) -> list[
                     "applied by one `zbmc worker --once` in <= 60 s",
                     "measured": f"{applied} applied in {worker['worker_once_seconds']} s",
                     "met": applied == worker["due_downgrades"]
+                    and "killed_after_seconds" not in worker["tick_report"]
                     and worker["worker_once_seconds"] <= 60,
                 }
             )

@@ -21,9 +21,10 @@ def _cell(value: Any, digits: int = 1) -> str:
 
 def render(data: dict[str, Any]) -> str:
     machine = data["machine"]
+    wrk = machine["wrk"].split(" Copyright")[0]
     lines = [
         f"Run `{data['plan']['name']}` started {data['started']} ({data['wall_seconds']} s): "
-        f"{machine['nproc']} x {machine['cpu']}, Python {machine['python']}, {machine['wrk'].split(' Copyright')[0]}; "
+        f"{machine['nproc']} x {machine['cpu']}, Python {machine['python']}, {wrk}; "
         f"load average at start {machine['load_at_start'][0]:.1f}, "
         f"at end {machine['load_at_end'][0]:.1f}.",
         "",

@@ -121,6 +121,12 @@ def bulk_insert(engine: Engine, table: Table, rows: Iterator[dict[str, Any]]) ->
                 sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
                 conn.exec_driver_sql(sql, batch)
         count += len(batch)
+    if table.name == "instances":  # zbmc keeps a per-tenant count for DescribeInstances
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "UPDATE tenants SET instance_count = (SELECT COUNT(*) FROM instances"
+                " WHERE instances.tenant_id = tenants.tenant_id)"
+            )
     if postgres:
         with engine.connect() as conn:
             conn.exec_driver_sql(f"ANALYZE {table.name}")
@@ -217,15 +223,14 @@ def downgrade_progress(engine: Engine, count: int) -> dict[str, int]:
     low, high = str(ORDER_BASE), str(ORDER_BASE + count)
     first, last = str(DOWNGRADE_BASE), str(DOWNGRADE_BASE + count)
     with engine.connect() as conn:
-        states: dict[str, int] = dict(
-            conn.execute(
+        states: dict[str, int] = {
+            str(state): int(count)
+            for state, count in conn.execute(
                 select(orders.c.state, func.count())
                 .where(orders.c.order_number >= low, orders.c.order_number < high)
                 .group_by(orders.c.state)
             )
-            .tuples()
-            .all()
-        )
+        }
         applied = conn.execute(
             select(func.count())
             .select_from(instances)

@@ -416,10 +416,10 @@ def test_server_killed_under_load(make_stack: StackFactory) -> None:
 # --- 2. the worker killed in the middle of a tick -------------------------------------------
 
 PREPAID_DOWNGRADES = 220
-POSTPAID_METERED = 4
+POSTPAID_METERED = 24  # enough hours that a kill lands inside an open tick
 HOURS = 31 * 24  # the clock is advanced by 31 days
 RENEWAL_CENTS = 38000  # M6C in SEL-A, 50 Mbps (40 billable) for one month
-KILLS = 3
+KILLS = 5
 
 
 def worker_command() -> list[str]:
@@ -550,7 +550,7 @@ def test_worker_killed_mid_tick(make_stack: StackFactory) -> None:
     rng = random.Random(seed)
     kills = []
     for _ in range(KILLS):
-        kill = kill_mid_tick(stack, rng.uniform(0.05, 0.6))
+        kill = kill_mid_tick(stack, rng.uniform(0.0, 0.25))
         kills.append(kill)
         wait_for_dead_sessions(stack)
         after = read(stack, tenant.tenant_id)

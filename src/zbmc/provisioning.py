@@ -6,12 +6,12 @@ import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from zbmc.billing import orders
 from zbmc.billing.renewals import charge_period
-from zbmc.db.tables import instance_types, instances, offerings
+from zbmc.db.tables import instance_types, instances, offerings, tenants
 from zbmc.domain import lifecycle
 from zbmc.domain.changes import BY_TRAFFIC_PACKAGE, ENABLE, PREPAID
 from zbmc.domain.periods import add_months
@@ -120,6 +120,11 @@ def provision(conn: Connection, spec: InstanceSpec, now: int) -> str:
             ipv6=f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}",
             tags=[{"key": k, "value": v} for k, v in spec.tags],
         )
+    )
+    conn.execute(
+        update(tenants)
+        .where(tenants.c.tenant_id == spec.tenant_id)
+        .values(instance_count=tenants.c.instance_count + 1)
     )
     if spec.charge and prepaid:
         row = store.load(conn, spec.tenant_id, instance_id, lock=False)

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Row, select, update
+from sqlalchemy import Engine, Row, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from zbmc.billing import metering, renewals
@@ -29,8 +29,7 @@ from zbmc.billing import orders as order_states
 from zbmc.clock import Clock
 from zbmc.db.engine import unit_of_work
 from zbmc.db.tables import instances, orders
-from zbmc.domain.changes import ENABLE, PREPAID
-from zbmc.domain.lifecycle import RECYCLE
+from zbmc.domain.changes import ENABLE
 from zbmc.drivers import DriverError, NetworkDriver
 from zbmc.store import instances as store
 
@@ -71,6 +70,26 @@ _COLUMNS = {
 _DUE_STATES = (order_states.PROCESSING, order_states.WAIT_TO_ENABLE)
 
 
+def _apply_statement(value: str, status: str, pending: str, order: str) -> Any:
+    # Only if the instance still waits for this very order (a cancelled one must not apply).
+    return (
+        instances.update()
+        .where(
+            instances.c.instance_id == bindparam("target_instance_id"),
+            instances.c[order] == bindparam("applied_order"),
+        )
+        .values({value: bindparam("new_value"), status: ENABLE, pending: None, order: None})
+    )
+
+
+_APPLY = {kind: _apply_statement(*columns) for kind, columns in _COLUMNS.items()}
+_ENABLE = (
+    orders.update()
+    .where(orders.c.order_number == bindparam("target_order"))
+    .values(state=order_states.ENABLED, applied_at=bindparam("when"))
+)
+
+
 class Worker:
     def __init__(self, engine: Engine, clock: Clock, driver: NetworkDriver) -> None:
         self.engine = engine
@@ -104,12 +123,28 @@ class Worker:
             .limit(BATCH)
             .with_for_update(skip_locked=True)
         ).all()
+        applied: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _APPLY}
         for order in due:
-            self._apply_order(conn, order, report)
+            if self._drive(conn, order, report):
+                applied[order.kind].append(
+                    {
+                        "target_instance_id": order.instance_id,
+                        "applied_order": order.order_number,
+                        "new_value": order.to_value,
+                    }
+                )
+        for kind, changes in applied.items():
+            if changes:  # one executemany per kind, and one for the orders
+                conn.execute(_APPLY[kind], changes)
+                conn.execute(
+                    _ENABLE,
+                    [{"target_order": c["applied_order"], "when": report.now} for c in changes],
+                )
+                report.applied += len(changes)
         return len(due) == BATCH
 
-    def _apply_order(self, conn: Connection, order: Row[Any], report: TickReport) -> None:
-        value_col, status_col, pending_col, order_col = _COLUMNS[order.kind]
+    def _drive(self, conn: Connection, order: Row[Any], report: TickReport) -> bool:
+        """Ask the network driver to enforce the order; on failure schedule a retry."""
         try:
             if order.kind == order_states.BANDWIDTH:
                 self.driver.apply_bandwidth(order.instance_id, int(order.to_value))
@@ -128,58 +163,24 @@ class Worker:
             )
             report.retried += 1
             log.warning("driver failed for order %s: %s", order.order_number, exc)
-            return
-        conn.execute(
-            update(instances)
-            .where(
-                instances.c.instance_id == order.instance_id,
-                instances.c[order_col] == order.order_number,
-            )
-            .values(
-                {value_col: order.to_value, status_col: ENABLE, pending_col: None, order_col: None}
-            )
-        )
-        order_states.finish(conn, order.order_number, order_states.ENABLED, report.now)
-        report.applied += 1
+            return False
+        return True
 
     # (2) -------------------------------------------------------------------------------------
 
     def _end_periods(self, conn: Connection, report: TickReport) -> bool:
-        ended = conn.execute(
-            select(instances.c.instance_id, instances.c.tenant_id)
-            .where(
-                instances.c.instance_charge_type == PREPAID,
-                instances.c.status != RECYCLE,
-                instances.c.expired_time <= report.now,
-            )
-            .order_by(instances.c.expired_time, instances.c.instance_id)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for instance_id, tenant_id in ended:
-            row = store.load(conn, tenant_id, instance_id, lock=False)
-            if renewals.renew_at_expiry(conn, row, report.now) == renewals.RENEWED:
-                report.renewed += 1
-            else:
-                report.recycled += 1
+        ended = store.ended_periods(conn, report.now, BATCH)
+        renewed, recycled = renewals.end_periods(conn, ended, report.now)
+        report.renewed += renewed
+        report.recycled += recycled
         # A renewed period may have ended too (the clock jumped): look again next tick.
         return bool(ended)
 
     # (3) -------------------------------------------------------------------------------------
 
     def _meter(self, conn: Connection, report: TickReport) -> bool:
-        due = conn.execute(
-            select(instances.c.instance_id, instances.c.tenant_id)
-            .where(
-                instances.c.metered_until <= report.now - metering.HOUR,
-                instances.c.status != RECYCLE,
-            )
-            .order_by(instances.c.instance_id)
-            .limit(METER_BATCH)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for instance_id, tenant_id in due:
-            row = store.load(conn, tenant_id, instance_id, lock=False)
+        due = store.due_for_metering(conn, report.now, METER_BATCH)
+        for row in due:
             report.charges += metering.meter(conn, row, report.now)
         return len(due) == METER_BATCH
 

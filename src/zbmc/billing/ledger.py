@@ -4,6 +4,7 @@ tenant's ledger amounts: both are written in the same transaction, by these func
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
@@ -19,6 +20,12 @@ _CHARGE_IF_COVERED = (
         tenants.c.tenant_id == bindparam("target_tenant_id"),
         tenants.c.balance >= bindparam("amount"),
     )
+    .values(balance=tenants.c.balance - bindparam("amount"))
+    .returning(tenants.c.balance)
+)
+_DEBIT = (
+    update(tenants)
+    .where(tenants.c.tenant_id == bindparam("target_tenant_id"))
     .values(balance=tenants.c.balance - bindparam("amount"))
     .returning(tenants.c.balance)
 )
@@ -73,37 +80,48 @@ def credit(conn: Connection, tenant_id: str, entry: Entry, now: int) -> int:
     return int(new_balance)
 
 
+def _row(tenant_id: str, entry: Entry, signed: int, balance_after: int, now: int) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "created_at": now,
+        "kind": entry.kind,
+        "amount": signed,
+        "balance_after": balance_after,
+        "order_number": entry.order_number,
+        "instance_id": entry.instance_id,
+        "description": entry.description,
+        "period_start": entry.period_start,
+        "period_end": entry.period_end,
+    }
+
+
 def _append(
     conn: Connection, tenant_id: str, entry: Entry, signed: int, balance_after: int, now: int
 ) -> None:
-    conn.execute(
-        _APPEND,
-        {
-            "tenant_id": tenant_id,
-            "created_at": now,
-            "kind": entry.kind,
-            "amount": signed,
-            "balance_after": balance_after,
-            "order_number": entry.order_number,
-            "instance_id": entry.instance_id,
-            "description": entry.description,
-            "period_start": entry.period_start,
-            "period_end": entry.period_end,
-        },
-    )
+    conn.execute(_APPEND, _row(tenant_id, entry, signed, balance_after, now))
 
 
 def debit(conn: Connection, tenant_id: str, entry: Entry, now: int) -> int:
     """Take a charge that is owed whatever the balance (metered postpaid usage): the balance may
     go below zero (arrears) and blocks prepaid purchases until a top-up. Returns the new balance.
     """
-    if entry.amount < 0:
+    return debit_all(conn, tenant_id, [entry], now)
+
+
+def debit_all(conn: Connection, tenant_id: str, entries: list[Entry], now: int) -> int:
+    """Take several charges in one balance update and one multi-row insert (the worker's
+    batches), each ledger row with its own running balance. Returns the new balance."""
+    if any(entry.amount < 0 for entry in entries):
         raise ValueError("a charge is a positive amount")
-    new_balance = conn.execute(
-        update(tenants)
-        .where(tenants.c.tenant_id == tenant_id)
-        .values(balance=tenants.c.balance - entry.amount)
-        .returning(tenants.c.balance)
-    ).scalar_one()
-    _append(conn, tenant_id, entry, -entry.amount, int(new_balance), now)
-    return int(new_balance)
+    total = sum(entry.amount for entry in entries)
+    new_balance = int(
+        conn.execute(_DEBIT, {"target_tenant_id": tenant_id, "amount": total}).scalar_one()
+    )
+    if entries:
+        running = new_balance + total
+        rows = []
+        for entry in entries:
+            running -= entry.amount
+            rows.append(_row(tenant_id, entry, -entry.amount, running, now))
+        conn.execute(_APPEND, rows)
+    return new_balance

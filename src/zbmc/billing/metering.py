@@ -91,13 +91,13 @@ def meter(conn: Connection, row: Row[Any], now: int) -> int:
     bandwidth = _history(conn, row, order_states.BANDWIDTH, row.bandwidth, start)
     package = _history(conn, row, order_states.TRAFFIC_PACKAGE, row.traffic_package_gb, start)
     traffic = _TrafficCycle.load(conn, row, now) if _has_package(row) else None
-    entries = 0
+    entries: list[ledger.Entry] = []
     hour = start
     while hour + HOUR <= now:
         end = hour + HOUR
         if row.instance_charge_type == POSTPAID and row.status != RECYCLE:
-            entries += _charge_hour(
-                conn,
+            _charge_hour(
+                entries,
                 row,
                 facts.free_bandwidth,
                 facts.default_package_gb,
@@ -106,16 +106,17 @@ def meter(conn: Connection, row: Row[Any], now: int) -> int:
                 package,
                 hour,
                 end,
-                now,
             )
         if traffic is not None:
-            entries += traffic.bill_until(conn, row, prices, end, now)
+            traffic.bill_until(entries, row, prices, end)
         hour = end
     values: dict[str, Any] = {"metered_until": hour}
     if traffic is not None:
         values |= {"traffic_cycle_start": traffic.start, "overage_billed_gb": traffic.billed_gb}
     store.set_values(conn, row.instance_id, **values)
-    return entries
+    if entries:  # one balance update and one multi-row insert for all the hours
+        ledger.debit_all(conn, row.tenant_id, entries, now)
+    return len(entries)
 
 
 def _has_package(row: Row[Any]) -> bool:
@@ -123,7 +124,7 @@ def _has_package(row: Row[Any]) -> bool:
 
 
 def _charge_hour(
-    conn: Connection,
+    entries: list[ledger.Entry],
     row: Row[Any],
     free_mbps: int,
     free_gb: int,
@@ -132,8 +133,7 @@ def _charge_hour(
     package: History,
     start: int,
     end: int,
-    now: int,
-) -> int:
+) -> None:
     mbps = bandwidth.highest(start, end) or 0
     package_gb = package.highest(start, end)
     billable_bw = billable_mbps(mbps, free_mbps) if row.internet_charge_type == BY_BANDWIDTH else 0
@@ -146,15 +146,13 @@ def _charge_hour(
         prices, billable_bandwidth=billable_bw, billable_package_tb=billable_package
     )
     if amount.cents == 0:
-        return 0
+        return
     what = (
         f"{mbps} Mbps"
         if row.internet_charge_type == BY_BANDWIDTH
         else (f"{gb_to_tb_text(package_gb or 0)} TB package")
     )
-    ledger.debit(
-        conn,
-        row.tenant_id,
+    entries.append(
         ledger.Entry(
             kind=ledger.CHARGE,
             amount=amount.cents,
@@ -163,9 +161,7 @@ def _charge_hour(
             period_start=start,
             period_end=end,
         ),
-        now,
     )
-    return 1
 
 
 @dataclass
@@ -202,30 +198,27 @@ class _TrafficCycle:
         return sum(b for ts, b in self.samples if start < ts <= until)
 
     def bill_until(
-        self, conn: Connection, row: Row[Any], prices: PriceList, end: int, now: int
-    ) -> int:
-        entries = 0
+        self, entries: list[ledger.Entry], row: Row[Any], prices: PriceList, end: int
+    ) -> None:
         cycle_end = self._end()
         if end > cycle_end:  # close the cycle first, then start the next one
-            entries += self._charge(conn, row, prices, cycle_end, now)
+            self._charge(entries, row, prices, cycle_end)
             self.start, self.billed_gb = cycle_end, 0
-        return entries + self._charge(conn, row, prices, end, now)
+        self._charge(entries, row, prices, end)
 
     def _charge(
-        self, conn: Connection, row: Row[Any], prices: PriceList, until: int, now: int
-    ) -> int:
+        self, entries: list[ledger.Entry], row: Row[Any], prices: PriceList, until: int
+    ) -> None:
         package_gb = int(row.traffic_package_gb)
         total = overage_gb(self._used(self.start, until), package_gb)
         extra = total - self.billed_gb
         if extra <= 0:
-            return 0
+            return
         amount = quote(prices, extra * prices.overage_gb)
         self.billed_gb = total
         if amount.cents == 0:
-            return 0
-        ledger.debit(
-            conn,
-            row.tenant_id,
+            return
+        entries.append(
             ledger.Entry(
                 kind=ledger.CHARGE,
                 amount=amount.cents,
@@ -238,6 +231,4 @@ class _TrafficCycle:
                 period_start=self.start,
                 period_end=until,
             ),
-            now,
         )
-        return 1

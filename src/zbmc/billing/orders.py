@@ -7,6 +7,7 @@ waiting for the next billing cycle), ENABLED (in effect), CANCELLED (withdrawn b
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.engine import Connection
@@ -47,22 +48,55 @@ def create(
     number = order_number or new_order_number()
     conn.execute(
         _INSERT,
-        {
-            "order_number": number,
-            "tenant_id": tenant_id,
-            "instance_id": instance_id,
-            "kind": kind,
-            "from_value": from_value,
-            "to_value": to_value,
-            "amount": amount,
-            "state": state,
-            "created_at": now,
-            "effective_at": effective_at,
-            "applied_at": now if state == ENABLED else None,
-            "attempts": 0,
-        },
+        row(
+            order_number=number,
+            tenant_id=tenant_id,
+            instance_id=instance_id,
+            kind=kind,
+            from_value=from_value,
+            to_value=to_value,
+            amount=amount,
+            state=state,
+            now=now,
+            effective_at=effective_at,
+        ),
     )
     return number
+
+
+def row(
+    *,
+    order_number: str,
+    tenant_id: str,
+    instance_id: str,
+    kind: str,
+    from_value: int | None,
+    to_value: int | None,
+    amount: int,
+    state: str,
+    now: int,
+    effective_at: int,
+) -> dict[str, Any]:
+    """The insert parameters of one order (``create_many`` takes a list of them)."""
+    return {
+        "order_number": order_number,
+        "tenant_id": tenant_id,
+        "instance_id": instance_id,
+        "kind": kind,
+        "from_value": from_value,
+        "to_value": to_value,
+        "amount": amount,
+        "state": state,
+        "created_at": now,
+        "effective_at": effective_at,
+        "applied_at": now if state == ENABLED else None,
+        "attempts": 0,
+    }
+
+
+def create_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(_INSERT, rows)
 
 
 def finish(conn: Connection, order_number: str, state: str, now: int) -> None:

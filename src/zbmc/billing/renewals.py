@@ -11,18 +11,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Row, select
 from sqlalchemy.engine import Connection
 
 from zbmc.billing import ledger, orders
 from zbmc.clock import iso
+from zbmc.db.tables import tenants
 from zbmc.domain.changes import BY_BANDWIDTH, BY_TRAFFIC_PACKAGE
 from zbmc.domain.lifecycle import RECYCLE, RUNNING
 from zbmc.domain.periods import add_months, months_between_anchor
 from zbmc.domain.pricing import Quote, billable_mbps, billable_tb, period_price
 from zbmc.store import instances as store
-
-RENEWED, RECYCLED = "renewed", "recycled"
 
 
 def next_expiry(anchor: int, expiry: int, months: int) -> int:
@@ -92,16 +91,74 @@ def charge_period(
     return number, amount
 
 
-def renew_at_expiry(conn: Connection, row: Row[Any], now: int) -> str:
-    """The period of ``row`` has ended: renew it if auto-renew is on and paid, else recycle."""
-    boundary = int(row.expired_time)
-    anchor = row.billing_anchor if row.billing_anchor is not None else row.create_time
-    end = next_expiry(anchor, boundary, row.period or 1)
-    if row.auto_renew and charge_period(conn, row, boundary, end, now, "auto-renewal"):
-        store.set_values(conn, row.instance_id, period_start=boundary, expired_time=end)
-        return RENEWED
-    store.set_values(conn, row.instance_id, status=RECYCLE, recycled_at=boundary)
-    return RECYCLED
+def end_periods(conn: Connection, rows: list[Row[Any]], now: int) -> tuple[int, int]:
+    """The periods of ``rows`` (oldest boundary first) have ended: renew each that has auto-renew
+    and whose tenant's balance covers it, in that order; recycle the others. Set-based: one
+    balance update and one multi-row insert per tenant, one executemany per kind of change.
+    Returns (renewed, recycled)."""
+    tenant_ids = sorted({row.tenant_id for row in rows})
+    balances: dict[str, int] = {
+        str(t): int(b)
+        for t, b in conn.execute(
+            select(tenants.c.tenant_id, tenants.c.balance)
+            .where(tenants.c.tenant_id.in_(tenant_ids))
+            .with_for_update()
+        )
+    }
+    debits: dict[str, list[ledger.Entry]] = {}
+    new_orders: list[dict[str, Any]] = []
+    renewed: list[dict[str, Any]] = []
+    recycled: list[dict[str, Any]] = []
+    for row in rows:
+        boundary = int(row.expired_time)
+        anchor = row.billing_anchor if row.billing_anchor is not None else row.create_time
+        end = next_expiry(anchor, boundary, row.period or 1)
+        amount = period_quote(row).cents if row.auto_renew else None
+        if amount is None or balances[row.tenant_id] < amount:
+            recycled.append(
+                {"target_instance_id": row.instance_id, "status": RECYCLE, "recycled_at": boundary}
+            )
+            continue
+        balances[row.tenant_id] -= amount
+        number = orders.new_order_number()
+        if amount > 0:
+            debits.setdefault(row.tenant_id, []).append(
+                ledger.Entry(
+                    kind=ledger.CHARGE,
+                    amount=amount,
+                    description=(
+                        f"auto-renewal of instance {row.instance_id}"
+                        f" for {iso(boundary)} .. {iso(end)}"
+                    ),
+                    order_number=number,
+                    instance_id=row.instance_id,
+                    period_start=boundary,
+                    period_end=end,
+                )
+            )
+        new_orders.append(
+            orders.row(
+                order_number=number,
+                tenant_id=row.tenant_id,
+                instance_id=row.instance_id,
+                kind=orders.RENEW,
+                from_value=boundary,
+                to_value=end,
+                amount=amount,
+                state=orders.ENABLED,
+                now=now,
+                effective_at=boundary,
+            )
+        )
+        renewed.append(
+            {"target_instance_id": row.instance_id, "period_start": boundary, "expired_time": end}
+        )
+    for tenant_id, entries in debits.items():
+        ledger.debit_all(conn, tenant_id, entries, now)
+    orders.create_many(conn, new_orders)
+    store.set_many(conn, renewed)
+    store.set_many(conn, recycled)
+    return len(renewed), len(recycled)
 
 
 def renew_on_request(conn: Connection, row: Row[Any], now: int) -> str | None:

@@ -34,6 +34,8 @@ tenants = Table(
     Column("currency", String(3), nullable=False),
     Column("balance", BigInteger, nullable=False),  # cents; always == SUM(ledger.amount)
     Column("created_at", BigInteger, nullable=False),
+    # kept with every insert into instances: DescribeInstances' unfiltered totalCount
+    Column("instance_count", BigInteger, nullable=False, server_default="0"),
 )
 
 access_keys = Table(
@@ -171,6 +173,9 @@ instances = Table(
     Column("overage_billed_gb", BigInteger, nullable=False, server_default="0"),
     Column("recycled_at", BigInteger, nullable=True),
     Index("ix_instances_tenant", "tenant_id", "instance_id"),
+    # the worker's searches for ended periods and hours to meter
+    Index("ix_instances_expired_time", "expired_time"),
+    Index("ix_instances_metered_until", "metered_until"),
 )
 
 orders = Table(

@@ -99,5 +99,42 @@ def price_list(row: Row[Any]) -> PriceList:
     )
 
 
+def ended_periods(conn: Connection, now: int, limit: int) -> list[Row[Any]]:
+    """Prepaid instances whose period has ended, oldest boundary first, claimed for this tick."""
+    return list(
+        conn.execute(
+            INSTANCE_WITH_CATALOGUE.where(
+                instances.c.instance_charge_type == "PREPAID",
+                instances.c.status != "RECYCLE",
+                instances.c.expired_time <= now,
+            )
+            .order_by(instances.c.expired_time, instances.c.instance_id)
+            .limit(limit)
+            .with_for_update(of=instances, skip_locked=True)
+        )
+    )
+
+
+def due_for_metering(conn: Connection, now: int, limit: int) -> list[Row[Any]]:
+    """Instances with at least one whole hour to meter, claimed for this tick."""
+    return list(
+        conn.execute(
+            INSTANCE_WITH_CATALOGUE.where(
+                instances.c.metered_until <= now - 3600, instances.c.status != "RECYCLE"
+            )
+            .order_by(instances.c.instance_id)
+            .limit(limit)
+            .with_for_update(of=instances, skip_locked=True)
+        )
+    )
+
+
+def set_many(conn: Connection, changes: list[dict[str, Any]]) -> None:
+    """Several instances at once (one executemany); each dict has ``target_instance_id`` and the
+    same other keys."""
+    if changes:
+        conn.execute(_UPDATE, changes)
+
+
 def set_values(conn: Connection, instance_id: str, **values: Any) -> None:
     conn.execute(_UPDATE, {"target_instance_id": instance_id, **values})

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from zbmc.clock import iso
 from zbmc.context import Context
-from zbmc.db.tables import images, instance_types, instances, zones
+from zbmc.db.tables import images, instance_types, instances, tenants, zones
 from zbmc.domain.changes import BY_TRAFFIC_PACKAGE, PREPAID
 from zbmc.domain.sizes import gb_to_tb
 from zbmc.errors import (
@@ -202,6 +202,15 @@ def _conditions(conn: Connection, tenant_id: str, req: DescribeInstancesRequest)
     return where
 
 
+def _count(conn: Connection, tenant_id: str, where: list[Any]) -> int:
+    if len(where) == 1:  # only the tenant condition: the maintained count, not a scan
+        count = conn.execute(
+            select(tenants.c.instance_count).where(tenants.c.tenant_id == tenant_id)
+        ).scalar_one()
+        return int(count)
+    return int(conn.execute(select(func.count()).select_from(instances).where(*where)).scalar_one())
+
+
 def _tags_match(row: Row[Any], req: DescribeInstancesRequest) -> bool:
     pairs = {(t["key"], t["value"]) for t in row.tags}
     keys = {key for key, _ in pairs}
@@ -230,7 +239,7 @@ def describe_instances(ctx: Context, req: DescribeInstancesRequest) -> DescribeI
         matching = [row for row in conn.execute(query) if _tags_match(row, req)]
         total, rows = len(matching), matching[offset : offset + req.page_size]
     else:
-        total = conn.execute(select(func.count()).select_from(instances).where(*where)).scalar_one()
+        total = _count(conn, ctx.tenant_id, where)
         rows = (
             list(conn.execute(query.limit(req.page_size).offset(offset))) if total > offset else []
         )
@@ -246,19 +255,12 @@ def describe_instances(ctx: Context, req: DescribeInstancesRequest) -> DescribeI
         else {}
     )
     image_ids = {row.image_id for row in rows if row.image_id}
-    names = (
-        dict(
-            conn.execute(
-                select(images.c.image_id, images.c.image_name).where(
-                    images.c.image_id.in_(image_ids)
-                )
-            )
-            .tuples()
-            .all()
+    names: dict[str, str] = {
+        row.image_id: row.image_name
+        for row in conn.execute(
+            select(images.c.image_id, images.c.image_name).where(images.c.image_id.in_(image_ids))
         )
-        if image_ids
-        else {}
-    )
+    }
     return DescribeInstancesResponse(
         total_count=total,
         data_set=[

@@ -83,7 +83,8 @@ def decode_body(body: bytes) -> dict[str, Any]:
         unpaired = _SURROGATE_ESCAPE.search(body) is not None and _has_lone_surrogate(data)
         # PostgreSQL text cannot hold NUL: a `\u0000` escape would fail in the query (a 500).
         nul = b"\\u0000" in body and _has_nul(data)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, ArithmeticError):
+        # ArithmeticError: a number whose exponent no Decimal can hold, e.g. 1e999999999999999999
         raise InvalidParameter(detail="the request body is not valid UTF-8 JSON") from None
     if not isinstance(data, dict):
         raise InvalidParameter(detail="the request body must be a JSON object")

@@ -281,7 +281,7 @@ def test_found_crash_is_invalid_parameter(
 
 @pytest.mark.parametrize("number", [b"10e999999999999999999", b"-1E+9999999999999999999"])
 def test_numbers_beyond_any_decimal_are_invalid_parameter(tenant: Tenant, number: bytes) -> None:
-    """Found by the decode_body fuzz test: the Decimal conversion raised InvalidOperation (a 500)."""
+    """Found by the decode_body fuzz test: Decimal raised InvalidOperation, a 500."""
     with pytest.raises(InvalidParameter):
         decode_body(b'{"trafficPackageSize": ' + number + b"}")
     body = b'{"instanceId": "x", "trafficPackageSize": ' + number + b"}"

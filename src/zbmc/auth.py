@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
+from zbmc.db.engine import driver_rows
 from zbmc.db.tables import access_keys, tokens
 from zbmc.errors import InvalidAuthorization, SignatureExpired, SignatureFailure
 from zbmc.signature import MalformedAuthorization, parse_authorization, sign, signature_matches
@@ -24,10 +25,10 @@ class Credentials:
     body: bytes
 
 
-# Built once: SQLAlchemy then reuses the compiled form instead of re-deriving a cache key per call.
-_KEY = select(access_keys.c.tenant_id, access_keys.c.secret).where(
-    access_keys.c.key_id == bindparam("key_id"), access_keys.c.revoked_at.is_(None)
+_KEY_SQL = (
+    f"SELECT tenant_id, secret FROM {access_keys.name} WHERE key_id = ? AND revoked_at IS NULL"
 )
+# Built once: SQLAlchemy then reuses the compiled form instead of re-deriving a cache key per call.
 _TOKEN = select(tokens.c.tenant_id, tokens.c.expires_at).where(
     tokens.c.token_sha256 == bindparam("digest"), tokens.c.revoked_at.is_(None)
 )
@@ -53,13 +54,14 @@ def authenticate(conn: Connection, cred: Credentials, wall_now: int, window: int
         raise InvalidAuthorization(detail="X-ZC-Timestamp must be Unix seconds")
     if abs(int(timestamp) - wall_now) > window:
         raise SignatureExpired(window=window)
-    row = conn.execute(_KEY, {"key_id": parsed.access_key_id}).first()
-    if row is None:
+    rows = driver_rows(conn, _KEY_SQL, (parsed.access_key_id,))  # every request: see driver_rows
+    if not rows:
         raise InvalidAuthorization(detail="the access key is unknown or revoked")
-    expected = sign(row.secret, cred.content_type, cred.host, timestamp, cred.body)
+    tenant_id, secret = rows[0]
+    expected = sign(secret, cred.content_type, cred.host, timestamp, cred.body)
     if not signature_matches(expected, parsed.signature):
         raise SignatureFailure()
-    return str(row.tenant_id)
+    return str(tenant_id)
 
 
 def _bearer(conn: Connection, token: str, wall_now: int) -> str:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
+from zbmc.db.engine import driver_rows
 from zbmc.db.tables import clock_state
 
 _STATE = select(clock_state.c.mode, clock_state.c.offset_seconds)
@@ -26,10 +27,11 @@ class Clock:
         return int(self._wall())
 
     def now(self, conn: Connection) -> int:
-        row = conn.execute(_STATE).first()
-        if row is None or row.mode == SYSTEM:
+        # Read on every request: straight to the driver (see zbmc.db.engine.driver_rows).
+        rows = driver_rows(conn, "SELECT mode, offset_seconds FROM clock_state")
+        if not rows or rows[0][0] == SYSTEM:
             return self.wall()
-        return self.wall() + int(row.offset_seconds)
+        return self.wall() + int(rows[0][1])
 
     def state(self, conn: Connection) -> tuple[str, int]:
         row = conn.execute(_STATE).first()

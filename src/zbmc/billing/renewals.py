@@ -114,7 +114,7 @@ def end_periods(conn: Connection, rows: list[Row[Any]], now: int) -> tuple[int, 
         anchor = row.billing_anchor if row.billing_anchor is not None else row.create_time
         end = next_expiry(anchor, boundary, row.period or 1)
         amount = period_quote(row).cents if row.auto_renew else None
-        if amount is None or balances[row.tenant_id] < amount:
+        if amount is None or (amount > 0 and balances[row.tenant_id] < amount):
             recycled.append(
                 {"target_instance_id": row.instance_id, "status": RECYCLE, "recycled_at": boundary}
             )

@@ -101,16 +101,11 @@ def _append(
     conn.execute(_APPEND, _row(tenant_id, entry, signed, balance_after, now))
 
 
-def debit(conn: Connection, tenant_id: str, entry: Entry, now: int) -> int:
-    """Take a charge that is owed whatever the balance (metered postpaid usage): the balance may
-    go below zero (arrears) and blocks prepaid purchases until a top-up. Returns the new balance.
-    """
-    return debit_all(conn, tenant_id, [entry], now)
-
-
 def debit_all(conn: Connection, tenant_id: str, entries: list[Entry], now: int) -> int:
-    """Take several charges in one balance update and one multi-row insert (the worker's
-    batches), each ledger row with its own running balance. Returns the new balance."""
+    """Take charges that are owed whatever the balance (metered postpaid usage, renewals the
+    caller already checked): the balance may go below zero (arrears), which blocks prepaid
+    purchases until a top-up. One balance update and one multi-row insert, each ledger row with
+    its own running balance. Returns the new balance."""
     if any(entry.amount < 0 for entry in entries):
         raise ValueError("a charge is a positive amount")
     total = sum(entry.amount for entry in entries)

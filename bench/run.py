@@ -245,7 +245,7 @@ class Run:
         if "killed_after_seconds" in report:
             verdict = (
                 f"DID NOT FINISH: killed after {self.plan.worker_cap} s; afterwards {applied} of"
-                f" {count} were found applied (a tick commits once, at its end)"
+                f" {count} were found applied (`--once` commits each bounded tick of the catch-up)"
             )
         elif applied == 0:
             verdict = f"NOT IMPLEMENTED: the worker applied none of the {count} due downgrades"

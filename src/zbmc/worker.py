@@ -97,6 +97,12 @@ class Worker:
         self.driver = driver
 
     def tick(self) -> TickReport:
+        # Look first without taking the write lock (SQLite's is database-wide): an idle tick
+        # must not make API requests wait.
+        with unit_of_work(self.engine, write=False) as conn:
+            now = self.clock.now(conn)
+            if not self._anything_due(conn, now):
+                return TickReport(now=now)
         with unit_of_work(self.engine) as conn:
             report = TickReport(now=self.clock.now(conn))
             report.more = (
@@ -105,6 +111,18 @@ class Worker:
                 or self._meter(conn, report)
             )
             return report
+
+    def _anything_due(self, conn: Connection, now: int) -> bool:
+        due_order = (
+            select(orders.c.order_number)
+            .where(orders.c.state.in_(_DUE_STATES), orders.c.effective_at <= now)
+            .limit(1)
+        )
+        return (
+            conn.execute(due_order).first() is not None
+            or store.has_ended_periods(conn, now)
+            or store.has_hours_to_meter(conn, now)
+        )
 
     def catch_up(self) -> TickReport:
         """Ticks until nothing more is due (each tick its own transaction)."""

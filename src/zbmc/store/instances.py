@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, select
+from sqlalchemy import ColumnElement, Row, and_, bindparam, select
 from sqlalchemy.engine import Connection
 
 from zbmc.db.tables import instance_types, instances, offerings
@@ -99,15 +99,33 @@ def price_list(row: Row[Any]) -> PriceList:
     )
 
 
+def _period_ended(now: int) -> ColumnElement[bool]:
+    return and_(
+        instances.c.instance_charge_type == "PREPAID",
+        instances.c.status != "RECYCLE",
+        instances.c.expired_time <= now,
+    )
+
+
+def _hour_to_meter(now: int) -> ColumnElement[bool]:
+    return and_(instances.c.metered_until <= now - 3600, instances.c.status != "RECYCLE")
+
+
+def has_ended_periods(conn: Connection, now: int) -> bool:
+    query = select(instances.c.instance_id).where(_period_ended(now)).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def has_hours_to_meter(conn: Connection, now: int) -> bool:
+    query = select(instances.c.instance_id).where(_hour_to_meter(now)).limit(1)
+    return conn.execute(query).first() is not None
+
+
 def ended_periods(conn: Connection, now: int, limit: int) -> list[Row[Any]]:
     """Prepaid instances whose period has ended, oldest boundary first, claimed for this tick."""
     return list(
         conn.execute(
-            INSTANCE_WITH_CATALOGUE.where(
-                instances.c.instance_charge_type == "PREPAID",
-                instances.c.status != "RECYCLE",
-                instances.c.expired_time <= now,
-            )
+            INSTANCE_WITH_CATALOGUE.where(_period_ended(now))
             .order_by(instances.c.expired_time, instances.c.instance_id)
             .limit(limit)
             .with_for_update(of=instances, skip_locked=True)
@@ -119,10 +137,9 @@ def due_for_metering(conn: Connection, now: int, limit: int) -> list[Row[Any]]:
     """Instances with at least one whole hour to meter, claimed for this tick."""
     return list(
         conn.execute(
-            INSTANCE_WITH_CATALOGUE.where(
-                instances.c.metered_until <= now - 3600, instances.c.status != "RECYCLE"
-            )
-            .order_by(instances.c.instance_id)
+            INSTANCE_WITH_CATALOGUE.where(_hour_to_meter(now))
+            # ordered by the indexed column, so the search never scans the table
+            .order_by(instances.c.metered_until, instances.c.instance_id)
             .limit(limit)
             .with_for_update(of=instances, skip_locked=True)
         )

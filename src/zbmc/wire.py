@@ -3,6 +3,7 @@ request field types that are exact about JSON types, and serialisation per API v
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
@@ -36,16 +37,23 @@ class WireModel(BaseModel):
 def to_wire(value: Any, version: str) -> Any:
     """Dump a response model as plain JSON data, every documented key present (null if unset)."""
     if isinstance(value, WireModel):
-        cls = type(value)
-        drop = cls.omitted | cls.v2026_only if version == V2022 else cls.omitted
         return {
-            (info.alias or name): to_wire(getattr(value, name), version)
-            for name, info in cls.model_fields.items()
-            if name not in drop
+            key: to_wire(getattr(value, name), version)
+            for name, key in _wire_keys(type(value), version)
         }
     if isinstance(value, list):
         return [to_wire(item, version) for item in value]
     return value
+
+
+@functools.cache
+def _wire_keys(cls: type[WireModel], version: str) -> tuple[tuple[str, str], ...]:
+    """(attribute, wire key) of every field ``cls`` sends in ``version``; computed once per class
+    (DescribeInstances dumps thousands of nested models per request)."""
+    drop = cls.omitted | cls.v2026_only if version == V2022 else cls.omitted
+    return tuple(
+        (name, info.alias or name) for name, info in cls.model_fields.items() if name not in drop
+    )
 
 
 def _non_empty(value: str) -> str:

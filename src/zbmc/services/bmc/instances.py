@@ -115,7 +115,8 @@ def instance_info(row: Row[Any], type_model: InstanceType, image_name: str | Non
     prepaid = row.instance_charge_type == PREPAID
     group_id = row.resource_group_id or DEFAULT_RESOURCE_GROUP[0]
     ha = type_model.is_ha
-    return InstanceInfo(
+    # Built from stored rows of known types: skip re-validating thousands of fields per page.
+    return InstanceInfo.model_construct(
         instance_id=row.instance_id,
         zone_id=row.zone_id,
         instance_name=row.instance_name,
@@ -143,10 +144,14 @@ def instance_info(row: Row[Any], type_model: InstanceType, image_name: str | Non
         traffic_package_size=gb_to_tb(row.traffic_package_gb) if by_package else None,
         raid_config=None,
         partitions=None,
-        nic=Nic(wan_name="bond0" if ha else "wan0", lan_name="bond1" if ha else "lan0"),
+        nic=Nic.model_construct(
+            wan_name="bond0" if ha else "wan0", lan_name="bond1" if ha else "lan0"
+        ),
         auto_renew=bool(row.auto_renew) if prepaid else False,
         key_id=None,
-        tags=Tags(tags=[Tag(key=t["key"], value=t["value"]) for t in row.tags]),
+        tags=Tags.model_construct(
+            tags=[Tag.model_construct(key=t["key"], value=t["value"]) for t in row.tags]
+        ),
         enable_gateway_mode=False,
         ipmi_enabled=True,
     )

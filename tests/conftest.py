@@ -83,4 +83,3 @@ def version(request: pytest.FixtureRequest) -> str:
 def pytest_report_header(config: pytest.Config) -> str:
     reason = postgres_reachable()
     return "postgres: " + ("available" if reason is None else f"not available ({reason})")
-

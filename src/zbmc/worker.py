@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from zbmc.billing import metering, renewals
 from zbmc.billing import orders as order_states
+from zbmc.billing.changes import CHANGES, Change
 from zbmc.clock import Clock
 from zbmc.db.engine import unit_of_work
 from zbmc.db.tables import instances, orders
@@ -63,26 +64,29 @@ class TickReport:
         self.more = other.more
 
 
-_COLUMNS = {
-    order_states.BANDWIDTH: ("bandwidth", "bw_status", "bw_pending", "bw_order"),
-    order_states.TRAFFIC_PACKAGE: ("traffic_package_gb", "tp_status", "tp_pending_gb", "tp_order"),
-}
 _DUE_STATES = (order_states.PROCESSING, order_states.WAIT_TO_ENABLE)
 
 
-def _apply_statement(value: str, status: str, pending: str, order: str) -> Any:
+def _apply_statement(change: Change) -> Any:
     # Only if the instance still waits for this very order (a cancelled one must not apply).
     return (
         instances.update()
         .where(
             instances.c.instance_id == bindparam("target_instance_id"),
-            instances.c[order] == bindparam("applied_order"),
+            instances.c[change.order_column] == bindparam("applied_order"),
         )
-        .values({value: bindparam("new_value"), status: ENABLE, pending: None, order: None})
+        .values(
+            {
+                change.value_column: bindparam("new_value"),
+                change.status_column: ENABLE,
+                change.pending_column: None,
+                change.order_column: None,
+            }
+        )
     )
 
 
-_APPLY = {kind: _apply_statement(*columns) for kind, columns in _COLUMNS.items()}
+_APPLY = {kind: _apply_statement(change) for kind, change in CHANGES.items()}
 _ENABLE = orders.update().values(state=order_states.ENABLED, applied_at=bindparam("when"))
 
 

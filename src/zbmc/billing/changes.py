@@ -36,6 +36,7 @@ class Change:
     """One kind of change: which instance columns it uses and how its units are priced."""
 
     kind: str  # orders.BANDWIDTH or orders.TRAFFIC_PACKAGE
+    value_column: str
     status_column: str
     pending_column: str
     order_column: str
@@ -58,8 +59,11 @@ class Change:
         return prices.bandwidth_hour if self.kind == orders.BANDWIDTH else prices.traffic_tb_hour
 
 
-BANDWIDTH = Change(orders.BANDWIDTH, "bw_status", "bw_pending", "bw_order", "Mbps")
-TRAFFIC_PACKAGE = Change(orders.TRAFFIC_PACKAGE, "tp_status", "tp_pending_gb", "tp_order", "TB")
+BANDWIDTH = Change(orders.BANDWIDTH, "bandwidth", "bw_status", "bw_pending", "bw_order", "Mbps")
+TRAFFIC_PACKAGE = Change(
+    orders.TRAFFIC_PACKAGE, "traffic_package_gb", "tp_status", "tp_pending_gb", "tp_order", "TB"
+)
+CHANGES = {change.kind: change for change in (BANDWIDTH, TRAFFIC_PACKAGE)}
 
 
 def upgrade_quote(

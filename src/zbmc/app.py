@@ -135,6 +135,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
                 thread.stop()
             if limiter is not None:
                 await limiter.close()
+            pipeline.close()
             runtime.engine.dispose()
 
     shell = Starlette(

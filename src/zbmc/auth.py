@@ -6,9 +6,8 @@ import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.engine import Connection
 
-from zbmc.db.engine import driver_rows
+from zbmc.db.direct import Db, Statement, Tx
 from zbmc.db.tables import access_keys, tokens
 from zbmc.errors import InvalidAuthorization, SignatureExpired, SignatureFailure
 from zbmc.signature import MalformedAuthorization, parse_authorization, sign, signature_matches
@@ -25,12 +24,16 @@ class Credentials:
     body: bytes
 
 
-_KEY_SQL = (
-    f"SELECT tenant_id, secret FROM {access_keys.name} WHERE key_id = ? AND revoked_at IS NULL"
+# Every request runs one of these: precompiled (zbmc.db.direct).
+_KEY = Statement(
+    select(access_keys.c.tenant_id, access_keys.c.secret).where(
+        access_keys.c.key_id == bindparam("key_id"), access_keys.c.revoked_at.is_(None)
+    )
 )
-# Built once: SQLAlchemy then reuses the compiled form instead of re-deriving a cache key per call.
-_TOKEN = select(tokens.c.tenant_id, tokens.c.expires_at).where(
-    tokens.c.token_sha256 == bindparam("digest"), tokens.c.revoked_at.is_(None)
+_TOKEN = Statement(
+    select(tokens.c.tenant_id, tokens.c.expires_at).where(
+        tokens.c.token_sha256 == bindparam("digest"), tokens.c.revoked_at.is_(None)
+    )
 )
 
 
@@ -38,13 +41,14 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def authenticate(conn: Connection, cred: Credentials, wall_now: int, window: int) -> str:
+def authenticate(db: Db, cred: Credentials, wall_now: int, window: int) -> str:
     """Return the tenant id of a valid caller or raise a 401 error."""
+    tx = Tx.of(db)
     header = (cred.authorization or "").strip()
     if not header:
         raise InvalidAuthorization(detail="the Authorization header is missing")
     if header.startswith("Bearer "):
-        return _bearer(conn, header.removeprefix("Bearer ").strip(), wall_now)
+        return _bearer(tx, header.removeprefix("Bearer ").strip(), wall_now)
     try:
         parsed = parse_authorization(header)
     except MalformedAuthorization as exc:
@@ -54,20 +58,20 @@ def authenticate(conn: Connection, cred: Credentials, wall_now: int, window: int
         raise InvalidAuthorization(detail="X-ZC-Timestamp must be Unix seconds")
     if abs(int(timestamp) - wall_now) > window:
         raise SignatureExpired(window=window)
-    rows = driver_rows(conn, _KEY_SQL, (parsed.access_key_id,))  # every request: see driver_rows
-    if not rows:
+    key = tx.first(_KEY, {"key_id": parsed.access_key_id})
+    if key is None:
         raise InvalidAuthorization(detail="the access key is unknown or revoked")
-    tenant_id, secret = rows[0]
+    tenant_id, secret = key
     expected = sign(secret, cred.content_type, cred.host, timestamp, cred.body)
     if not signature_matches(expected, parsed.signature):
         raise SignatureFailure()
     return str(tenant_id)
 
 
-def _bearer(conn: Connection, token: str, wall_now: int) -> str:
+def _bearer(tx: Tx, token: str, wall_now: int) -> str:
     if not token:
         raise InvalidAuthorization(detail="the bearer token is empty")
-    row = conn.execute(_TOKEN, {"digest": token_digest(token)}).first()
+    row = tx.first(_TOKEN, {"digest": token_digest(token)})
     if row is None:
         raise InvalidAuthorization(detail="the token is unknown or revoked")
     if row.expires_at is not None and row.expires_at <= wall_now:

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from zbmc.db.engine import driver_rows
+from zbmc.db.direct import Db, Statement, Tx
 from zbmc.db.tables import clock_state
 
 _STATE = select(clock_state.c.mode, clock_state.c.offset_seconds)
+_STATE_DIRECT = Statement(_STATE)  # read on every request
 
 SYSTEM = "system"
 SIMULATED = "simulated"
@@ -26,12 +27,11 @@ class Clock:
     def wall(self) -> int:
         return int(self._wall())
 
-    def now(self, conn: Connection) -> int:
-        # Read on every request: straight to the driver (see zbmc.db.engine.driver_rows).
-        rows = driver_rows(conn, "SELECT mode, offset_seconds FROM clock_state")
-        if not rows or rows[0][0] == SYSTEM:
+    def now(self, db: Db) -> int:
+        state = Tx.of(db).first(_STATE_DIRECT)
+        if state is None or state.mode == SYSTEM:
             return self.wall()
-        return self.wall() + int(rows[0][1])
+        return self.wall() + int(state.offset_seconds)
 
     def state(self, conn: Connection) -> tuple[str, int]:
         row = conn.execute(_STATE).first()

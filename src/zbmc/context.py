@@ -6,13 +6,23 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
+from zbmc.db.direct import Tx
 from zbmc.settings import Settings
 
 
 @dataclass(frozen=True)
 class Context:
-    conn: Connection
+    tx: Tx  # the transaction, for precompiled statements (zbmc.db.direct)
     tenant_id: str
     now: int  # Unix seconds from the (possibly simulated) billing clock
     version: str
     settings: Settings
+    sqlalchemy: Connection | None = None  # None for actions registered with direct=True
+
+    @property
+    def conn(self) -> Connection:
+        """The same transaction as a SQLAlchemy connection, for Core statements built per
+        request."""
+        if self.sqlalchemy is None:
+            raise RuntimeError("this action is registered with direct=True: use ctx.tx")
+        return self.sqlalchemy

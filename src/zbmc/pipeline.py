@@ -10,16 +10,20 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
 
 from zbmc.auth import Credentials, authenticate
 from zbmc.clock import Clock
 from zbmc.context import Context
+from zbmc.db.direct import DirectDb, Tx
 from zbmc.db.engine import unit_of_work
 from zbmc.errors import (
     ApiError,
@@ -144,6 +148,19 @@ class Pipeline:
         self.settings = settings
         self.clock = clock
         self.actions = load_actions()
+        self.direct = DirectDb(engine)
+
+    def close(self) -> None:
+        self.direct.close()
+
+    @contextmanager
+    def _transaction(self, spec: ActionSpec) -> Iterator[tuple[Tx, Connection | None]]:
+        if spec.direct:
+            with self.direct.transaction(write=spec.write) as tx:
+                yield tx, None
+        else:
+            with unit_of_work(self.engine, write=spec.write) as conn:
+                yield Tx.of(conn), conn
 
     def handle(self, call: Call) -> Outcome:
         tenant_id: str | None = None
@@ -157,14 +174,14 @@ class Pipeline:
             if spec is None:
                 raise InvalidAction(action=call.action)
             request = validate(spec, decode_body(call.credentials.body))
-            with unit_of_work(self.engine, write=spec.write) as conn:
+            with self._transaction(spec) as (tx, conn):
                 tenant_id = authenticate(
-                    conn,
+                    tx,
                     call.credentials,
                     self.clock.wall(),
                     self.settings.signature_window_seconds,
                 )
-                ctx = Context(conn, tenant_id, self.clock.now(conn), version, self.settings)
+                ctx = Context(tx, tenant_id, self.clock.now(tx), version, self.settings, conn)
                 response = spec.handler(ctx, request)
             data = {"requestId": call.request_id, **to_wire(response, version)}
             body = json.dumps(

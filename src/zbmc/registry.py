@@ -25,6 +25,9 @@ class ActionSpec:
     handler: Handler
     write: bool
     description: str
+    # Runs on a DBAPI transaction without a SQLAlchemy connection (zbmc.db.direct): for the
+    # actions whose cost is measured against a budget (docs/performance.md).
+    direct: bool = False
 
 
 ACTIONS: dict[tuple[str, str], ActionSpec] = {}
@@ -36,6 +39,7 @@ def action(
     request: type[Req],
     response: type[Resp],
     write: bool,
+    direct: bool = False,
     service: str = "bmc",
 ) -> Callable[[Callable[[Context, Req], Resp]], Callable[[Context, Req], Resp]]:
     def register(handler: Callable[[Context, Req], Resp]) -> Callable[[Context, Req], Resp]:
@@ -43,7 +47,14 @@ def action(
         if key in ACTIONS:
             raise RuntimeError(f"action {service}/{name} registered twice")
         ACTIONS[key] = ActionSpec(
-            service, name, request, response, handler, write, (handler.__doc__ or "").strip()
+            service,
+            name,
+            request,
+            response,
+            handler,
+            write,
+            (handler.__doc__ or "").strip(),
+            direct,
         )
         return handler
 

@@ -21,13 +21,14 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Row, bindparam, select, update
+from sqlalchemy import Engine, and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
 from zbmc.billing import metering, renewals
 from zbmc.billing import orders as order_states
 from zbmc.billing.changes import CHANGES, Change
 from zbmc.clock import Clock
+from zbmc.db.direct import Statement, Tx
 from zbmc.db.engine import unit_of_work
 from zbmc.db.tables import instances, orders
 from zbmc.domain.changes import ENABLE
@@ -67,9 +68,9 @@ class TickReport:
 _DUE_STATES = (order_states.PROCESSING, order_states.WAIT_TO_ENABLE)
 
 
-def _apply_statement(change: Change) -> Any:
+def _apply_statement(change: Change) -> Statement:
     # Only if the instance still waits for this very order (a cancelled one must not apply).
-    return (
+    return Statement(
         instances.update()
         .where(
             instances.c.instance_id == bindparam("target_instance_id"),
@@ -86,8 +87,28 @@ def _apply_statement(change: Change) -> Any:
     )
 
 
+# A tick's batch statements are precompiled (zbmc.db.direct): with the worker thread of
+# ``zbmc serve`` finishing every change the API accepts, their per-row cost is per-request cost.
 _APPLY = {kind: _apply_statement(change) for kind, change in CHANGES.items()}
 _ENABLE = orders.update().values(state=order_states.ENABLED, applied_at=bindparam("when"))
+_IS_DUE = and_(
+    or_(*(orders.c.state == state for state in _DUE_STATES)),
+    orders.c.effective_at <= bindparam("now"),
+)
+_ANY_DUE = Statement(select(orders.c.order_number).where(_IS_DUE).limit(1))
+_DUE = Statement(
+    select(
+        orders.c.order_number,
+        orders.c.instance_id,
+        orders.c.kind,
+        orders.c.to_value,
+        orders.c.attempts,
+    )
+    .where(_IS_DUE)
+    .order_by(orders.c.effective_at, orders.c.created_at, orders.c.order_number)
+    .limit(BATCH)
+    .with_for_update(skip_locked=True)
+)
 
 
 class Worker:
@@ -113,13 +134,8 @@ class Worker:
             return report
 
     def _anything_due(self, conn: Connection, now: int) -> bool:
-        due_order = (
-            select(orders.c.order_number)
-            .where(orders.c.state.in_(_DUE_STATES), orders.c.effective_at <= now)
-            .limit(1)
-        )
         return (
-            conn.execute(due_order).first() is not None
+            Tx.of(conn).first(_ANY_DUE, {"now": now}) is not None
             or store.has_ended_periods(conn, now)
             or store.has_hours_to_meter(conn, now)
         )
@@ -134,13 +150,8 @@ class Worker:
     # (1) -------------------------------------------------------------------------------------
 
     def _apply_due_orders(self, conn: Connection, report: TickReport) -> bool:
-        due = conn.execute(
-            select(orders)
-            .where(orders.c.state.in_(_DUE_STATES), orders.c.effective_at <= report.now)
-            .order_by(orders.c.effective_at, orders.c.created_at, orders.c.order_number)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-        ).all()
+        tx = Tx.of(conn)
+        due = tx.rows(_DUE, {"now": report.now})
         applied: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _APPLY}
         for order in due:
             if self._drive(conn, order, report):
@@ -153,7 +164,7 @@ class Worker:
                 )
         for kind, changes in applied.items():
             if changes:  # one executemany per kind, and one for the orders
-                conn.execute(_APPLY[kind], changes)
+                tx.run_many(_APPLY[kind], changes)
                 conn.execute(  # the same values for all: one statement, not one per row
                     _ENABLE.where(orders.c.order_number.in_([c["applied_order"] for c in changes])),
                     {"when": report.now},
@@ -161,7 +172,7 @@ class Worker:
                 report.applied += len(changes)
         return len(due) == BATCH
 
-    def _drive(self, conn: Connection, order: Row[Any], report: TickReport) -> bool:
+    def _drive(self, conn: Connection, order: Any, report: TickReport) -> bool:
         """Ask the network driver to enforce the order; on failure schedule a retry."""
         try:
             if order.kind == order_states.BANDWIDTH:

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row
-
 from zbmc.billing import ledger, orders
 from zbmc.clock import iso
 from zbmc.context import Context
@@ -67,7 +65,7 @@ CHANGES = {change.kind: change for change in (BANDWIDTH, TRAFFIC_PACKAGE)}
 
 
 def upgrade_quote(
-    change: Change, row: Row[Any], facts: InstanceFacts, current: int, target: int, now: int
+    change: Change, row: Any, facts: InstanceFacts, current: int, target: int, now: int
 ) -> Quote:
     """The prorated price of raising ``current`` to ``target`` for the rest of the period."""
     prices = store.price_list(row)
@@ -80,7 +78,7 @@ def upgrade_quote(
     return prorated_upgrade(prices, delta, change.month_price(prices), months, fraction)
 
 
-def hourly_rate(change: Change, row: Row[Any], facts: InstanceFacts, value: int) -> Decimal:
+def hourly_rate(change: Change, row: Any, facts: InstanceFacts, value: int) -> Decimal:
     prices = store.price_list(row)
     return change.billable(facts, value) * change.hour_price(prices)
 
@@ -88,7 +86,7 @@ def hourly_rate(change: Change, row: Row[Any], facts: InstanceFacts, value: int)
 def execute(
     ctx: Context,
     change: Change,
-    row: Row[Any],
+    row: Any,
     facts: InstanceFacts,
     plan: Plan,
     current: int,
@@ -115,8 +113,8 @@ def execute(
                 period_start=ctx.now,
                 period_end=row.expired_time,
             )
-            if ledger.try_charge(ctx.conn, ctx.tenant_id, entry, ctx.now) is None:
-                balance = ledger.balance(ctx.conn, ctx.tenant_id) or 0
+            if ledger.try_charge(ctx.tx, ctx.tenant_id, entry, ctx.now) is None:
+                balance = ledger.balance(ctx.tx, ctx.tenant_id) or 0
                 raise BalanceInsufficient(balance=balance / 100, amount=amount / 100)
     if plan is Plan.NEXT_CYCLE:
         state, status, effective = orders.WAIT_TO_ENABLE, WAIT_TO_ENABLE, row.expired_time
@@ -124,7 +122,7 @@ def execute(
         delay = math.ceil(ctx.settings.driver_delay_seconds)
         state, status, effective = orders.PROCESSING, PROCESSING, ctx.now + delay
     orders.create(
-        ctx.conn,
+        ctx.tx,
         order_number=number,
         tenant_id=ctx.tenant_id,
         instance_id=facts.instance_id,
@@ -137,7 +135,7 @@ def execute(
         effective_at=effective,
     )
     store.set_values(
-        ctx.conn,
+        ctx.tx,
         facts.instance_id,
         **{
             change.status_column: status,
@@ -148,11 +146,11 @@ def execute(
     return number
 
 
-def cancel_downgrade(ctx: Context, change: Change, row: Row[Any]) -> None:
+def cancel_downgrade(ctx: Context, change: Change, row: Any) -> None:
     """Withdraw a waiting downgrade: the order is cancelled, the instance keeps its value."""
-    orders.finish(ctx.conn, getattr(row, change.order_column), orders.CANCELLED, ctx.now)
+    orders.finish(ctx.tx, getattr(row, change.order_column), orders.CANCELLED, ctx.now)
     store.set_values(
-        ctx.conn,
+        ctx.tx,
         row.instance_id,
         **{change.status_column: ENABLE, change.pending_column: None, change.order_column: None},
     )

@@ -9,12 +9,13 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
+from zbmc.db.direct import Db, Statement, Tx
 from zbmc.db.tables import ledger, tenants
 
 TOPUP, CHARGE, REFUND = "TOPUP", "CHARGE", "REFUND"
 
-# Built once (request path): SQLAlchemy reuses the compiled statements.
-_CHARGE_IF_COVERED = (
+# The request path's statements, precompiled (zbmc.db.direct).
+_CHARGE_IF_COVERED = Statement(
     update(tenants)
     .where(
         tenants.c.tenant_id == bindparam("target_tenant_id"),
@@ -23,6 +24,9 @@ _CHARGE_IF_COVERED = (
     .values(balance=tenants.c.balance - bindparam("amount"))
     .returning(tenants.c.balance)
 )
+_BALANCE = Statement(
+    select(tenants.c.balance).where(tenants.c.tenant_id == bindparam("target_tenant_id"))
+)
 _DEBIT = (
     update(tenants)
     .where(tenants.c.tenant_id == bindparam("target_tenant_id"))
@@ -30,6 +34,7 @@ _DEBIT = (
     .returning(tenants.c.balance)
 )
 _APPEND = ledger.insert()
+_APPEND_ONE = Statement(_APPEND, columns=[c.name for c in ledger.c if c.name != "entry_id"])
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,12 @@ class Entry:
     period_end: int | None = None
 
 
-def balance(conn: Connection, tenant_id: str) -> int | None:
-    return conn.execute(
-        select(tenants.c.balance).where(tenants.c.tenant_id == tenant_id)
-    ).scalar_one_or_none()
+def balance(db: Db, tenant_id: str) -> int | None:
+    found = Tx.of(db).first(_BALANCE, {"target_tenant_id": tenant_id})
+    return None if found is None else int(found.balance)
 
 
-def try_charge(conn: Connection, tenant_id: str, entry: Entry, now: int) -> int | None:
+def try_charge(db: Db, tenant_id: str, entry: Entry, now: int) -> int | None:
     """Take ``entry.amount`` from the balance if it suffices; return the new balance or None.
 
     One conditional UPDATE decides and debits atomically, so concurrent charges can never
@@ -57,13 +61,13 @@ def try_charge(conn: Connection, tenant_id: str, entry: Entry, now: int) -> int 
     """
     if entry.amount < 0:
         raise ValueError("a charge is a positive amount")
-    new_balance = conn.execute(
-        _CHARGE_IF_COVERED, {"target_tenant_id": tenant_id, "amount": entry.amount}
-    ).scalar_one_or_none()
-    if new_balance is None:
+    tx = Tx.of(db)
+    charged = tx.first(_CHARGE_IF_COVERED, {"target_tenant_id": tenant_id, "amount": entry.amount})
+    if charged is None:
         return None
-    _append(conn, tenant_id, entry, -entry.amount, int(new_balance), now)
-    return int(new_balance)
+    new_balance = int(charged.balance)
+    tx.run(_APPEND_ONE, _row(tenant_id, entry, -entry.amount, new_balance, now))
+    return new_balance
 
 
 def credit(conn: Connection, tenant_id: str, entry: Entry, now: int) -> int:
@@ -76,7 +80,7 @@ def credit(conn: Connection, tenant_id: str, entry: Entry, now: int) -> int:
         .values(balance=tenants.c.balance + entry.amount)
         .returning(tenants.c.balance)
     ).scalar_one()
-    _append(conn, tenant_id, entry, entry.amount, int(new_balance), now)
+    Tx.of(conn).run(_APPEND_ONE, _row(tenant_id, entry, entry.amount, int(new_balance), now))
     return int(new_balance)
 
 
@@ -93,12 +97,6 @@ def _row(tenant_id: str, entry: Entry, signed: int, balance_after: int, now: int
         "period_start": entry.period_start,
         "period_end": entry.period_end,
     }
-
-
-def _append(
-    conn: Connection, tenant_id: str, entry: Entry, signed: int, balance_after: int, now: int
-) -> None:
-    conn.execute(_APPEND, _row(tenant_id, entry, signed, balance_after, now))
 
 
 def debit_all(conn: Connection, tenant_id: str, entries: list[Entry], now: int) -> int:

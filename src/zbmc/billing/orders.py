@@ -9,9 +9,10 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection
 
+from zbmc.db.direct import Db, Statement, Tx
 from zbmc.db.tables import orders
 
 BANDWIDTH, TRAFFIC_PACKAGE, RENEW, CREATE = "BANDWIDTH", "TRAFFIC_PACKAGE", "RENEW", "CREATE"
@@ -24,6 +25,12 @@ PROCESSING, WAIT_TO_ENABLE, ENABLED, CANCELLED = (
 
 
 _INSERT = orders.insert()
+_INSERT_ONE = Statement(_INSERT, columns=[c.name for c in orders.c if c.name != "last_error"])
+_FINISH = Statement(
+    update(orders)
+    .where(orders.c.order_number == bindparam("target_order"))
+    .values(state=bindparam("new_state"), applied_at=bindparam("when"))
+)
 
 
 def new_order_number() -> str:
@@ -32,7 +39,7 @@ def new_order_number() -> str:
 
 
 def create(
-    conn: Connection,
+    db: Db,
     *,
     tenant_id: str,
     instance_id: str,
@@ -46,8 +53,8 @@ def create(
     order_number: str | None = None,
 ) -> str:
     number = order_number or new_order_number()
-    conn.execute(
-        _INSERT,
+    Tx.of(db).run(
+        _INSERT_ONE,
         row(
             order_number=number,
             tenant_id=tenant_id,
@@ -99,9 +106,6 @@ def create_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(_INSERT, rows)
 
 
-def finish(conn: Connection, order_number: str, state: str, now: int) -> None:
-    conn.execute(
-        update(orders)
-        .where(orders.c.order_number == order_number)
-        .values(state=state, applied_at=now)
-    )
+def finish(db: Db, order_number: str, state: str, now: int) -> None:
+    params = {"target_order": order_number, "new_state": state, "when": now}
+    Tx.of(db).run(_FINISH, params)

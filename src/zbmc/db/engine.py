@@ -63,18 +63,3 @@ def unit_of_work(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
         conn.execution_options(**{_WRITE_OPTION: write})
         with conn.begin():
             yield conn
-
-
-def driver_rows(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Run a short, fixed SQL query straight on the DBAPI connection of ``conn`` (inside its
-    transaction), skipping SQLAlchemy's per-statement machinery, which costs as much as the query
-    itself on the request path. ``sql`` uses ``?`` placeholders; they are adapted to the driver.
-    Only for statements written to be portable between SQLite and PostgreSQL."""
-    if conn.dialect.paramstyle in ("format", "pyformat"):
-        sql = sql.replace("?", "%s")
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+import functools
+from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.engine import Connection
 
+from zbmc.db.direct import Db, Statement, Tx
 from zbmc.db.tables import instance_types, instances, offerings
 from zbmc.domain.changes import InstanceFacts
 from zbmc.domain.pricing import PriceList
@@ -38,26 +40,27 @@ INSTANCE_WITH_CATALOGUE = select(
 )
 
 
-# Statements on the request path are built once, so SQLAlchemy reuses their compiled form.
 _BY_ID = INSTANCE_WITH_CATALOGUE.where(
     instances.c.instance_id == bindparam("instance_id"),
     instances.c.tenant_id == bindparam("tenant_id"),
 )
-_BY_ID_LOCKED = _BY_ID.with_for_update(of=instances)
+# The request path's statements, precompiled (zbmc.db.direct).
+_LOAD = Statement(_BY_ID)
+_LOAD_LOCKED = Statement(_BY_ID.with_for_update(of=instances))
 _UPDATE = instances.update().where(instances.c.instance_id == bindparam("target_instance_id"))
 
 
-def load(conn: Connection, tenant_id: str, instance_id: str, *, lock: bool) -> Row[Any]:
-    """An instance of this tenant with its type and offering; other tenants' ids are not found."""
-    query = _BY_ID_LOCKED if lock else _BY_ID
-    found = conn.execute(query, {"instance_id": instance_id, "tenant_id": tenant_id}).first()
-    row = cast("Row[Any] | None", found)
+def load(db: Db, tenant_id: str, instance_id: str, *, lock: bool) -> Any:
+    """An instance of this tenant with its type and offering (a row with attribute access);
+    other tenants' ids are not found."""
+    params = {"instance_id": instance_id, "tenant_id": tenant_id}
+    row = Tx.of(db).first(_LOAD_LOCKED if lock else _LOAD, params)
     if row is None:
         raise InstanceNotFound(instance_id=instance_id)
     return row
 
 
-def facts(row: Row[Any]) -> InstanceFacts:
+def facts(row: Any) -> InstanceFacts:
     offered = row.offer_zone_id is not None
     maximum = row.type_maximum_bandwidth
     if offered:
@@ -81,7 +84,7 @@ def facts(row: Row[Any]) -> InstanceFacts:
     )
 
 
-def price_list(row: Row[Any]) -> PriceList:
+def price_list(row: Any) -> PriceList:
     if row.offer_zone_id is None:
         raise InstanceTypeZoneNoSell(instance_type_id=row.instance_type_id, zone_id=row.zone_id)
     return PriceList.from_strings(
@@ -101,51 +104,48 @@ def price_list(row: Row[Any]) -> PriceList:
     )
 
 
-def _period_ended(now: int) -> ColumnElement[bool]:
-    return and_(
-        instances.c.instance_charge_type == "PREPAID",
-        instances.c.status != "RECYCLE",
-        instances.c.expired_time <= now,
-    )
+# The worker's searches, precompiled (zbmc.db.direct): they run on every tick.
+_PERIOD_ENDED = and_(
+    instances.c.instance_charge_type == "PREPAID",
+    instances.c.status != "RECYCLE",
+    instances.c.expired_time <= bindparam("now"),
+)
+_HOUR_TO_METER = and_(
+    instances.c.metered_until <= bindparam("hour_ago"), instances.c.status != "RECYCLE"
+)
+_ANY_ENDED = Statement(select(instances.c.instance_id).where(_PERIOD_ENDED).limit(1))
+_ANY_TO_METER = Statement(select(instances.c.instance_id).where(_HOUR_TO_METER).limit(1))
+_ENDED = Statement(
+    INSTANCE_WITH_CATALOGUE.where(_PERIOD_ENDED)
+    .order_by(instances.c.expired_time, instances.c.instance_id)
+    .limit(bindparam("limit"))
+    .with_for_update(of=instances, skip_locked=True)
+)
+_TO_METER = Statement(
+    INSTANCE_WITH_CATALOGUE.where(_HOUR_TO_METER)
+    # ordered by the indexed column, so the search never scans the table
+    .order_by(instances.c.metered_until, instances.c.instance_id)
+    .limit(bindparam("limit"))
+    .with_for_update(of=instances, skip_locked=True)
+)
 
 
-def _hour_to_meter(now: int) -> ColumnElement[bool]:
-    return and_(instances.c.metered_until <= now - 3600, instances.c.status != "RECYCLE")
+def has_ended_periods(db: Db, now: int) -> bool:
+    return Tx.of(db).first(_ANY_ENDED, {"now": now}) is not None
 
 
-def has_ended_periods(conn: Connection, now: int) -> bool:
-    query = select(instances.c.instance_id).where(_period_ended(now)).limit(1)
-    return conn.execute(query).first() is not None
+def has_hours_to_meter(db: Db, now: int) -> bool:
+    return Tx.of(db).first(_ANY_TO_METER, {"hour_ago": now - 3600}) is not None
 
 
-def has_hours_to_meter(conn: Connection, now: int) -> bool:
-    query = select(instances.c.instance_id).where(_hour_to_meter(now)).limit(1)
-    return conn.execute(query).first() is not None
-
-
-def ended_periods(conn: Connection, now: int, limit: int) -> list[Row[Any]]:
+def ended_periods(db: Db, now: int, limit: int) -> list[Any]:
     """Prepaid instances whose period has ended, oldest boundary first, claimed for this tick."""
-    return list(
-        conn.execute(
-            INSTANCE_WITH_CATALOGUE.where(_period_ended(now))
-            .order_by(instances.c.expired_time, instances.c.instance_id)
-            .limit(limit)
-            .with_for_update(of=instances, skip_locked=True)
-        )
-    )
+    return Tx.of(db).rows(_ENDED, {"now": now, "limit": limit})
 
 
-def due_for_metering(conn: Connection, now: int, limit: int) -> list[Row[Any]]:
+def due_for_metering(db: Db, now: int, limit: int) -> list[Any]:
     """Instances with at least one whole hour to meter, claimed for this tick."""
-    return list(
-        conn.execute(
-            INSTANCE_WITH_CATALOGUE.where(_hour_to_meter(now))
-            # ordered by the indexed column, so the search never scans the table
-            .order_by(instances.c.metered_until, instances.c.instance_id)
-            .limit(limit)
-            .with_for_update(of=instances, skip_locked=True)
-        )
-    )
+    return Tx.of(db).rows(_TO_METER, {"hour_ago": now - 3600, "limit": limit})
 
 
 def set_many(conn: Connection, changes: list[dict[str, Any]]) -> None:
@@ -155,5 +155,12 @@ def set_many(conn: Connection, changes: list[dict[str, Any]]) -> None:
         conn.execute(_UPDATE, changes)
 
 
-def set_values(conn: Connection, instance_id: str, **values: Any) -> None:
-    conn.execute(_UPDATE, {"target_instance_id": instance_id, **values})
+def set_values(db: Db, instance_id: str, **values: Any) -> None:
+    params = {f"new_{name}": value for name, value in values.items()}
+    Tx.of(db).run(_setter(*sorted(values)), {"target_instance_id": instance_id, **params})
+
+
+@functools.cache
+def _setter(*columns: str) -> Statement:
+    # (SQLAlchemy reserves the column names themselves for its own SET parameters.)
+    return Statement(_UPDATE.values({name: bindparam(f"new_{name}") for name in columns}))

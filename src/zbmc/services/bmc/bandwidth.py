@@ -34,10 +34,11 @@ class InquiryPriceInstanceBandwidthResponse(WireModel):
     request=ModifyInstanceBandwidthRequest,
     response=OrderResponse,
     write=True,
+    direct=True,
 )
 def modify_instance_bandwidth(ctx: Context, req: ModifyInstanceBandwidthRequest) -> OrderResponse:
     """Change the outbound bandwidth cap (seed: ModifyInstanceBandwidth)."""
-    row = store.load(ctx.conn, ctx.tenant_id, req.instance_id, lock=True)
+    row = store.load(ctx.tx, ctx.tenant_id, req.instance_id, lock=True)
     facts = store.facts(row)
     plan = plan_bandwidth(facts, req.bandwidth_out_mbps)
     number = changes.execute(
@@ -51,12 +52,13 @@ def modify_instance_bandwidth(ctx: Context, req: ModifyInstanceBandwidthRequest)
     request=ModifyInstanceBandwidthRequest,
     response=InquiryPriceInstanceBandwidthResponse,
     write=False,
+    direct=True,
 )
 def inquiry_price_instance_bandwidth(
     ctx: Context, req: ModifyInstanceBandwidthRequest
 ) -> InquiryPriceInstanceBandwidthResponse:
     """What ModifyInstanceBandwidth would charge for this target (spec Q-N2)."""
-    row = store.load(ctx.conn, ctx.tenant_id, req.instance_id, lock=False)
+    row = store.load(ctx.tx, ctx.tenant_id, req.instance_id, lock=False)
     facts = store.facts(row)
     if facts.internet_charge_type != BY_BANDWIDTH:
         raise errors.InternetChargeTypeNotSupport(
@@ -87,10 +89,11 @@ def inquiry_price_instance_bandwidth(
     request=InstanceIdRequest,
     response=EmptyResponse,
     write=True,
+    direct=True,
 )
 def cancel_instance_bandwidth_downgrade(ctx: Context, req: InstanceIdRequest) -> EmptyResponse:
     """Withdraw a bandwidth downgrade waiting for the next billing cycle."""
-    row = store.load(ctx.conn, ctx.tenant_id, req.instance_id, lock=True)
+    row = store.load(ctx.tx, ctx.tenant_id, req.instance_id, lock=True)
     if row.internet_charge_type != BY_BANDWIDTH:
         raise errors.InternetChargeTypeNotSupport(
             required=BY_BANDWIDTH, actual=row.internet_charge_type

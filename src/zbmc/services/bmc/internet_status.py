@@ -27,12 +27,13 @@ class DescribeInstanceInternetStatusResponse(WireModel):
     request=InstanceIdRequest,
     response=DescribeInstanceInternetStatusResponse,
     write=False,
+    direct=True,
 )
 def describe_instance_internet_status(
     ctx: Context, req: InstanceIdRequest
 ) -> DescribeInstanceInternetStatusResponse:
     """Bandwidth and traffic package now, and what a change in progress or waiting will set."""
-    row = store.load(ctx.conn, ctx.tenant_id, req.instance_id, lock=False)
+    row = store.load(ctx.tx, ctx.tenant_id, req.instance_id, lock=False)
     by_package = row.internet_charge_type == BY_TRAFFIC_PACKAGE
     return DescribeInstanceInternetStatusResponse(
         instance_id=row.instance_id,

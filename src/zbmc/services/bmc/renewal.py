@@ -15,11 +15,11 @@ from zbmc.store import instances as store
 def renew_instance(ctx: Context, req: InstanceIdRequest) -> EmptyResponse:
     """Pay the next prepaid period now (or bring an expired instance back from the recycle
     bin for a new period starting now); turns auto-renew on. A POSTPAID instance: no-op."""
-    row = store.load(ctx.conn, ctx.tenant_id, req.instance_id, lock=True)
+    row = store.load(ctx.tx, ctx.tenant_id, req.instance_id, lock=True)
     if row.instance_charge_type == POSTPAID:
         return EmptyResponse()
     if renewals.renew_on_request(ctx.conn, row, ctx.now) is None:
-        balance = ledger.balance(ctx.conn, ctx.tenant_id) or 0
+        balance = ledger.balance(ctx.tx, ctx.tenant_id) or 0
         amount = renewals.period_quote(row).cents
         raise BalanceInsufficient(balance=balance / 100, amount=amount / 100)
     return EmptyResponse()

@@ -55,7 +55,7 @@ def describe_instance_traffic(
     ctx: Context, req: DescribeInstanceTrafficRequest
 ) -> DescribeInstanceTrafficResponse:
     """Public-network samples of one instance over at most one day of the last 30 days."""
-    instances.load(ctx.conn, ctx.tenant_id, req.instance_id, lock=False)
+    instances.load(ctx.tx, ctx.tenant_id, req.instance_id, lock=False)
     start, end = stats.check_window(req.start_time, req.end_time, ctx.now)
     first, last = stats.bucket_range(start, end)
     samples = store.window(ctx.conn, req.instance_id, first - stats.BUCKET_SECONDS, last)

@@ -37,12 +37,13 @@ class InquiryPriceInstanceTrafficPackageResponse(WireModel):
     request=ModifyInstanceTrafficPackageRequest,
     response=OrderResponse,
     write=True,
+    direct=True,
 )
 def modify_instance_traffic_package(
     ctx: Context, req: ModifyInstanceTrafficPackageRequest
 ) -> OrderResponse:
     """Change the traffic package size (seed: ModifyInstanceTrafficPackage)."""
-    row = store.load(ctx.conn, ctx.tenant_id, req.instance_id, lock=True)
+    row = store.load(ctx.tx, ctx.tenant_id, req.instance_id, lock=True)
     facts = store.facts(row)
     plan, target = plan_traffic_package(facts, req.traffic_package_size)
     current = facts.package_gb or 0
@@ -55,12 +56,13 @@ def modify_instance_traffic_package(
     request=ModifyInstanceTrafficPackageRequest,
     response=InquiryPriceInstanceTrafficPackageResponse,
     write=False,
+    direct=True,
 )
 def inquiry_price_instance_traffic_package(
     ctx: Context, req: ModifyInstanceTrafficPackageRequest
 ) -> InquiryPriceInstanceTrafficPackageResponse:
     """The package price ModifyInstanceTrafficPackage would charge, and the overage price."""
-    row = store.load(ctx.conn, ctx.tenant_id, req.instance_id, lock=False)
+    row = store.load(ctx.tx, ctx.tenant_id, req.instance_id, lock=False)
     facts = store.facts(row)
     current = require_traffic_package(facts)
     prices = store.price_list(row)
@@ -81,12 +83,13 @@ def inquiry_price_instance_traffic_package(
     request=InstanceIdRequest,
     response=EmptyResponse,
     write=True,
+    direct=True,
 )
 def cancel_instance_traffic_package_downgrade(
     ctx: Context, req: InstanceIdRequest
 ) -> EmptyResponse:
     """Withdraw a traffic-package downgrade waiting for the next billing cycle."""
-    row = store.load(ctx.conn, ctx.tenant_id, req.instance_id, lock=True)
+    row = store.load(ctx.tx, ctx.tenant_id, req.instance_id, lock=True)
     if row.internet_charge_type != BY_TRAFFIC_PACKAGE:
         raise errors.InternetChargeTypeNotSupport(
             required=BY_TRAFFIC_PACKAGE, actual=row.internet_charge_type

@@ -1,0 +1,262 @@
+"""Statements run straight on the DBAPI connection: the request path's hot actions and the
+worker's batches.
+
+SQLAlchemy's ``Connection`` costs about 100 µs per statement and 150 µs per transaction
+(checkout, events, transaction objects) on the project's machine, against about 10 µs for the
+SQLite statement itself; the whole budget of a ModifyInstanceBandwidth request is about 400 µs
+(docs/performance.md). So a hot statement is still written once, as SQLAlchemy Core (portable,
+typed against ``zbmc.db.tables``), but it is compiled once per dialect by ``Statement`` and run by
+``Tx`` on the raw DBAPI cursor, with the column types' bind and result processors applied (so a
+SQLite Boolean still reads as ``bool``).
+
+``DirectDb`` holds one DBAPI connection per thread, checked out of the engine's pool once, and
+runs transactions on it the way ``zbmc.db.engine.unit_of_work`` does (``BEGIN IMMEDIATE`` for
+writes on SQLite, READ COMMITTED with explicit row locks on PostgreSQL).
+
+On SQLite its connections never checkpoint the write-ahead log themselves: a commit that
+crosses SQLite's automatic checkpoint threshold would copy the log into the database and fsync
+it on the request path (measured: 150 µs per commit on average instead of 60, and the p99 tail).
+A background thread runs passive checkpoints instead (``Checkpointer``), with the GIL released
+while SQLite does the I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.expression import Executable
+
+log = logging.getLogger("zbmc.db")
+
+Params = Mapping[str, Any]
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Bind:
+    name: str
+    required: bool  # a named parameter (else a literal of the statement, bound to ``default``)
+    default: Any
+    process: Processor | None
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    positional: bool
+    binds: tuple[_Bind, ...]
+    row_type: Callable[..., Any] | None
+    processors: tuple[tuple[int, Processor], ...]
+
+    def args(self, params: Params) -> Sequence[Any] | dict[str, Any]:
+        values = []
+        for bind in self.binds:
+            value = params[bind.name] if bind.required else bind.default
+            values.append(value if bind.process is None else bind.process(value))
+        if self.positional:
+            return values
+        return dict(zip((b.name for b in self.binds), values, strict=True))
+
+    def row(self, raw: Sequence[Any]) -> Any:
+        assert self.row_type is not None
+        if self.processors:
+            raw = list(raw)
+            for index, process in self.processors:
+                raw[index] = process(raw[index])
+        return self.row_type(*raw)
+
+
+class Statement:
+    """A Core statement compiled once per dialect. Its bind parameters are named
+    (``bindparam("x")``); literal values in it are bound from the statement itself. ``columns``
+    names the columns an INSERT without ``values()`` sets (default: all of the table's)."""
+
+    def __init__(self, clause: Executable, columns: Sequence[str] | None = None) -> None:
+        self.clause = clause
+        self.columns = None if columns is None else list(columns)
+        self._compiled: dict[str, _Compiled] = {}
+
+    def compiled(self, dialect: Dialect) -> _Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            found = self._compiled[dialect.name] = _compile(self.clause, dialect, self.columns)
+        return found
+
+
+def _compile(clause: Executable, dialect: Dialect, columns: list[str] | None) -> _Compiled:
+    compiled = clause.compile(dialect=dialect, column_keys=columns)  # type: ignore[attr-defined]
+    sql = compiled.string
+    if "POSTCOMPILE" in sql:
+        raise ValueError("expanding (IN) parameters cannot be precompiled: use OR")
+    defaults = compiled.params
+    names = compiled.positiontup if compiled.positional else list(compiled.binds)
+    binds = []
+    for name in names:
+        bind = compiled.binds[name]
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        binds.append(_Bind(name, bool(bind.required), defaults.get(name), process))
+    selected = list(getattr(clause, "exported_columns", ()))
+    row_type: Callable[..., Any] | None = None
+    processors: list[tuple[int, Processor]] = []
+    if selected:
+        row_type = namedtuple("Row", [c.key for c in selected])  # type: ignore[misc,no-redef]
+        for index, column in enumerate(selected):
+            process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            if process is not None:
+                processors.append((index, process))
+    return _Compiled(sql, bool(compiled.positional), tuple(binds), row_type, tuple(processors))
+
+
+class Tx:
+    """Statements inside a transaction that someone else owns (``DirectDb.transaction`` or a
+    SQLAlchemy unit of work, through ``Tx.of``)."""
+
+    __slots__ = ("dbapi", "dialect")
+
+    def __init__(self, dbapi_connection: Any, dialect: Dialect) -> None:
+        self.dbapi = dbapi_connection
+        self.dialect = dialect
+
+    @classmethod
+    def of(cls, db: Connection | Tx) -> Tx:
+        if isinstance(db, Tx):
+            return db
+        return cls(db.connection.driver_connection, db.dialect)
+
+    def rows(self, statement: Statement, params: Params | None = None) -> list[Any]:
+        compiled = statement.compiled(self.dialect)
+        cursor = self.dbapi.cursor()
+        try:
+            cursor.execute(compiled.sql, compiled.args(params or {}))
+            return [compiled.row(raw) for raw in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def first(self, statement: Statement, params: Params | None = None) -> Any | None:
+        found = self.rows(statement, params)
+        return found[0] if found else None
+
+    def run(self, statement: Statement, params: Params | None = None) -> int:
+        """Execute a statement without result rows; return the number of rows it touched."""
+        compiled = statement.compiled(self.dialect)
+        cursor = self.dbapi.cursor()
+        try:
+            cursor.execute(compiled.sql, compiled.args(params or {}))
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def run_many(self, statement: Statement, params: Sequence[Params]) -> None:
+        if not params:
+            return
+        compiled = statement.compiled(self.dialect)
+        cursor = self.dbapi.cursor()
+        try:
+            cursor.executemany(compiled.sql, [compiled.args(p) for p in params])
+        finally:
+            cursor.close()
+
+
+Db = Connection | Tx  # what the functions shared by both kinds of transaction accept
+
+
+class DirectDb:
+    """Transactions on one long-lived DBAPI connection per thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._held: list[PoolProxiedConnection] = []
+        self._checkpointer: Checkpointer | None = None
+
+    def _connection(self) -> PoolProxiedConnection:
+        held: PoolProxiedConnection | None = getattr(self._local, "connection", None)
+        # psycopg marks a connection whose server went away as closed
+        if held is None or getattr(held.driver_connection, "closed", False):
+            held = self.engine.raw_connection()
+            if self._sqlite:
+                held.driver_connection.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[union-attr]
+            self._local.connection = held
+            with self._lock:
+                self._held.append(held)
+                if self._sqlite and self._checkpointer is None:
+                    self._checkpointer = Checkpointer(self.engine)
+                    self._checkpointer.start()
+        return held
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Tx]:
+        """One transaction, committed when the block ends normally and rolled back otherwise."""
+        held = self._connection()
+        dbapi = held.driver_connection
+        if self._sqlite:
+            dbapi.execute("BEGIN IMMEDIATE" if write else "BEGIN")  # type: ignore[union-attr]
+        try:
+            yield Tx(dbapi, self.dialect)
+        except BaseException:
+            self._rollback(held)
+            raise
+        try:
+            dbapi.commit()  # type: ignore[union-attr]
+        except BaseException:
+            self._rollback(held)
+            raise
+
+    def _rollback(self, held: PoolProxiedConnection) -> None:
+        try:
+            held.driver_connection.rollback()  # type: ignore[union-attr]
+        except Exception:
+            # The connection is unusable (the server went away): the next transaction opens
+            # a new one.
+            held.invalidate()
+            self._local.connection = None
+
+    def close(self) -> None:
+        with self._lock:
+            held, self._held = self._held, []
+            checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
+        for connection in held:
+            if connection.dbapi_connection is not None:  # not invalidated
+                connection.close()
+
+
+class Checkpointer(threading.Thread):
+    """Passive SQLite checkpoints every ``interval`` seconds, off the request path. A passive
+    checkpoint never waits for readers or writers; what it cannot copy yet, the next one does."""
+
+    def __init__(self, engine: Engine, interval: float = 0.2) -> None:
+        super().__init__(name="zbmc-wal-checkpoint", daemon=True)
+        self.engine = engine
+        self.interval = interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        connection = self.engine.raw_connection()
+        try:
+            while not self._stop_event.wait(self.interval):
+                try:
+                    connection.driver_connection.execute(  # type: ignore[union-attr]
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    ).fetchall()
+                except Exception:
+                    log.exception("WAL checkpoint failed; retrying")
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)

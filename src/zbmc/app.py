@@ -17,7 +17,7 @@ from starlette.routing import Route
 from zbmc import logs, metrics
 from zbmc.admin_http import admin_routes
 from zbmc.clock import Clock
-from zbmc.db.engine import create_db_engine
+from zbmc.db.engine import Checkpointer, create_db_engine
 from zbmc.db.migrate import is_at_head
 from zbmc.drivers import make_driver
 from zbmc.edge import Edge
@@ -41,8 +41,10 @@ class Runtime:
     worker: Worker
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    engine = create_db_engine(settings.effective_database_url)
+def build_runtime(settings: Settings, *, server: bool = False) -> Runtime:
+    """``server``: the API server's runtime, whose lifespan runs the SQLite checkpointer."""
+    url = settings.effective_database_url
+    engine = create_db_engine(url, background_checkpoints=server)
     clock = Clock()
     worker = metrics.MeteredWorker(
         engine, clock, make_driver(settings.driver, settings.driver_command)
@@ -77,7 +79,7 @@ def from_environment() -> Edge:
 
 def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
     run_worker = settings.run_worker if run_worker is None else run_worker
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, server=True)
     if not is_at_head(runtime.engine):
         raise SchemaBehind(
             "the database schema is not at the latest migration; run `zbmc admin db upgrade`"
@@ -128,11 +130,18 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
         )
         if thread is not None:
             thread.start()
+        checkpointer = (
+            Checkpointer(runtime.engine) if runtime.engine.dialect.name == "sqlite" else None
+        )
+        if checkpointer is not None:
+            checkpointer.start()
         try:
             yield
         finally:
             if thread is not None:
                 thread.stop()
+            if checkpointer is not None:
+                checkpointer.stop()
             if limiter is not None:
                 await limiter.close()
             pipeline.close()

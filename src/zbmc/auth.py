@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 
@@ -13,8 +13,7 @@ from zbmc.errors import InvalidAuthorization, SignatureExpired, SignatureFailure
 from zbmc.signature import MalformedAuthorization, parse_authorization, sign, signature_matches
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     """The authentication-relevant part of a request, exactly as received."""
 
     authorization: str | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy.engine import Connection
 
@@ -10,8 +10,7 @@ from zbmc.db.direct import Tx
 from zbmc.settings import Settings
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(NamedTuple):
     tx: Tx  # the transaction, for precompiled statements (zbmc.db.direct)
     tenant_id: str
     now: int  # Unix seconds from the (possibly simulated) billing clock

@@ -70,6 +70,8 @@ def log_request(
     status: int,
     seconds: float,
 ) -> None:
+    if not access_log.isEnabledFor(logging.INFO):
+        return
     duration_ms = round(seconds * 1000, 3)
     access_log.info(
         "%s %s %s %.1fms",

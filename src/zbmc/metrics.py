@@ -10,6 +10,7 @@ by the process that answers, so they are the same whichever process that is.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Collection, Iterator
 
@@ -47,8 +48,19 @@ WORKER_EVENTS = Counter(
 def observe_request(call: Call, outcome: Outcome, seconds: float, known: Collection[str]) -> None:
     # Action names come from clients; only registered ones become label values.
     action = call.action if call.action in known else "unknown"
-    REQUESTS.labels(action, outcome.code).inc()
-    LATENCY.labels(action).observe(seconds)
+    _requests(action, outcome.code).inc()
+    _latency(action).observe(seconds)
+
+
+# The labelled children, looked up once (``labels()`` takes a lock and builds a key each call).
+@functools.cache
+def _requests(action: str, code: str) -> Counter:
+    return REQUESTS.labels(action, code)
+
+
+@functools.cache
+def _latency(action: str) -> Histogram:
+    return LATENCY.labels(action)
 
 
 def record_tick(report: TickReport) -> None:

@@ -57,13 +57,17 @@ class _Compiled:
             return values
         return dict(zip((b.name for b in self.binds), values, strict=True))
 
-    def row(self, raw: Sequence[Any]) -> Any:
+    def rows(self, raws: list[Sequence[Any]]) -> list[Any]:
         assert self.row_type is not None
-        if self.processors:
-            raw = list(raw)
+        if not self.processors:
+            return [self.row_type(*raw) for raw in raws]
+        rows = []
+        for raw in raws:
+            values = list(raw)
             for index, process in self.processors:
-                raw[index] = process(raw[index])
-        return self.row_type(*raw)
+                values[index] = process(values[index])
+            rows.append(self.row_type(*values))
+        return rows
 
 
 class Statement:
@@ -75,11 +79,16 @@ class Statement:
         self.clause = clause
         self.columns = None if columns is None else list(columns)
         self._compiled: dict[str, _Compiled] = {}
+        self._last: tuple[Dialect, _Compiled] | None = None
 
     def compiled(self, dialect: Dialect) -> _Compiled:
+        last = self._last
+        if last is not None and last[0] is dialect:
+            return last[1]
         found = self._compiled.get(dialect.name)
         if found is None:
             found = self._compiled[dialect.name] = _compile(self.clause, dialect, self.columns)
+        self._last = (dialect, found)
         return found
 
 
@@ -128,7 +137,7 @@ class Tx:
         cursor = self.dbapi.cursor()
         try:
             cursor.execute(compiled.sql, compiled.args(params or {}))
-            return [compiled.row(raw) for raw in cursor.fetchall()]
+            return compiled.rows(cursor.fetchall())
         finally:
             cursor.close()
 

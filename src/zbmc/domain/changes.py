@@ -5,8 +5,8 @@ the spec tables give; the first failing one decides the error."""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from zbmc import errors
 from zbmc.domain.sizes import GB_PER_TB, is_valid_package_size
@@ -26,8 +26,7 @@ class Plan(enum.Enum):
     NEXT_CYCLE = "next_cycle"  # prepaid downgrade: WaitToEnable until the period ends
 
 
-@dataclass(frozen=True)
-class InstanceFacts:
+class InstanceFacts(NamedTuple):
     instance_id: str
     status: str
     instance_charge_type: str

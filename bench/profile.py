@@ -125,6 +125,7 @@ def profile_load(
                 str(args.seconds),
                 "--output",
                 str(raw),
+                *(["--gil"] if args.gil else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -159,6 +160,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--gil", action="store_true", help="only samples of the thread holding the GIL (CPU)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the summary here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="zbmc-profile-") as tmp:

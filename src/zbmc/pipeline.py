@@ -10,8 +10,6 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -157,14 +155,11 @@ class Pipeline:
     def close(self) -> None:
         self.direct.close()
 
-    @contextmanager
-    def _transaction(self, spec: ActionSpec) -> Iterator[tuple[Tx, Connection | None]]:
-        if spec.direct:
-            with self.direct.transaction(write=spec.write) as tx:
-                yield tx, None
-        else:
-            with unit_of_work(self.engine, write=spec.write) as conn:
-                yield Tx.of(conn), conn
+    def _context(self, tx: Tx, conn: Connection | None, call: Call, version: str) -> Context:
+        """Who calls (or a 401) and the billing time, inside the request's transaction."""
+        window = self.settings.signature_window_seconds
+        tenant_id = authenticate(tx, call.credentials, self.clock.wall(), window)
+        return Context(tx, tenant_id, self.clock.now(tx), version, self.settings, conn)
 
     def handle(self, call: Call) -> Outcome:
         tenant_id: str | None = None
@@ -178,15 +173,16 @@ class Pipeline:
             if spec is None:
                 raise InvalidAction(action=call.action)
             request = validate(spec, decode_body(call.credentials.body))
-            with self._transaction(spec) as (tx, conn):
-                tenant_id = authenticate(
-                    tx,
-                    call.credentials,
-                    self.clock.wall(),
-                    self.settings.signature_window_seconds,
-                )
-                ctx = Context(tx, tenant_id, self.clock.now(tx), version, self.settings, conn)
-                response = spec.handler(ctx, request)
+            if spec.direct:
+                with self.direct.transaction(write=spec.write) as tx:
+                    ctx = self._context(tx, None, call, version)
+                    tenant_id = ctx.tenant_id
+                    response = spec.handler(ctx, request)
+            else:
+                with unit_of_work(self.engine, write=spec.write) as conn:
+                    ctx = self._context(Tx.of(conn), conn, call, version)
+                    tenant_id = ctx.tenant_id
+                    response = spec.handler(ctx, request)
             data = {"requestId": call.request_id, **to_wire(response, version)}
             body = json.dumps(
                 {"requestId": call.request_id, "response": data}, ensure_ascii=False

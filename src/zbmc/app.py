@@ -84,7 +84,9 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
         raise SchemaBehind(
             "the database schema is not at the latest migration; run `zbmc admin db upgrade`"
         )
-    pipeline = Pipeline(runtime.engine, settings, runtime.clock)
+    sqlite = runtime.engine.dialect.name == "sqlite"
+    checkpointer = Checkpointer(runtime.engine) if sqlite else None
+    pipeline = Pipeline(runtime.engine, settings, runtime.clock, checkpointer)
     openapi_document = build_document(pipeline.actions)
     known_actions = {name for _service, name in pipeline.actions}
     limiter = build_limiter(
@@ -130,9 +132,6 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
         )
         if thread is not None:
             thread.start()
-        checkpointer = (
-            Checkpointer(runtime.engine) if runtime.engine.dialect.name == "sqlite" else None
-        )
         if checkpointer is not None:
             checkpointer.start()
         try:

@@ -21,7 +21,7 @@ from zbmc.auth import Credentials, authenticate
 from zbmc.clock import Clock
 from zbmc.context import Context
 from zbmc.db.direct import DirectDb, Tx
-from zbmc.db.engine import unit_of_work
+from zbmc.db.engine import Checkpointer, unit_of_work
 from zbmc.errors import (
     ApiError,
     InternalServerError,
@@ -145,12 +145,18 @@ def validate(spec: ActionSpec, payload: dict[str, Any]) -> WireModel:
 
 
 class Pipeline:
-    def __init__(self, engine: Engine, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        clock: Clock,
+        checkpointer: Checkpointer | None = None,
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.clock = clock
         self.actions = load_actions()
-        self.direct = DirectDb(engine)
+        self.direct = DirectDb(engine, checkpointer)
 
     def close(self) -> None:
         self.direct.close()

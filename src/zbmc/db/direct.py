@@ -27,6 +27,8 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.expression import Executable
 
+from zbmc.db.engine import Checkpointer, checkpoint
+
 Params = Mapping[str, Any]
 Processor = Callable[[Any], Any]
 
@@ -171,8 +173,9 @@ Db = Connection | Tx  # what the functions shared by both kinds of transaction a
 class DirectDb:
     """Transactions on one long-lived DBAPI connection per thread."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, checkpointer: Checkpointer | None = None) -> None:
         self.engine = engine
+        self.checkpointer = checkpointer  # SQLite: see zbmc.db.engine.Checkpointer
         self.dialect = engine.dialect
         self._sqlite = engine.dialect.name == "sqlite"
         self._local = threading.local()
@@ -237,8 +240,13 @@ class Transaction:
         if kind is not None:
             self._db._rollback(held)
             return
+        dbapi = held.driver_connection
         try:
-            held.driver_connection.commit()  # type: ignore[union-attr]
+            dbapi.commit()  # type: ignore[union-attr]
         except BaseException:
             self._db._rollback(held)
             raise
+        checkpointer = self._db.checkpointer
+        if checkpointer is not None and checkpointer.restart_wanted:
+            checkpointer.restart_wanted = False
+            checkpoint(dbapi)

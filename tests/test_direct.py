@@ -1,0 +1,142 @@
+"""The precompiled-statement layer (zbmc.db.direct) and the SQLite checkpointer, on real
+databases: what the request path and the worker rely on beyond what the SDK tests show."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, bindparam, select
+
+from tests.conftest import _check_backend
+from tests.harness import database
+from zbmc.db.direct import DirectDb, Statement, Tx
+from zbmc.db.engine import Checkpointer, create_db_engine, unit_of_work
+from zbmc.db.migrate import upgrade
+from zbmc.db.tables import clock_state, instance_types
+
+_TYPE = Statement(
+    select(instance_types.c.instance_type_id, instance_types.c.is_ha).where(
+        instance_types.c.instance_type_id == bindparam("type_id")
+    )
+)
+_CLOCK = Statement(select(clock_state.c.mode, clock_state.c.offset_seconds))
+_SET_OFFSET = Statement(
+    clock_state.update()
+    .where(clock_state.c.clock_id == bindparam("target"))
+    .values(offset_seconds=bindparam("offset"))
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    _check_backend(str(request.param))
+    with database(str(request.param), tmp_path) as url:
+        engine = create_db_engine(url)
+        upgrade(engine)
+        with unit_of_work(engine) as conn:
+            conn.execute(
+                instance_types.insert(),
+                [_instance_type("HA1", is_ha=True), _instance_type("STD", is_ha=False)],
+            )
+            conn.execute(clock_state.insert().values(clock_id=1, mode="system", offset_seconds=0))
+        yield engine
+        engine.dispose()
+
+
+def _instance_type(type_id: str, *, is_ha: bool) -> dict[str, object]:
+    return {
+        "instance_type_id": type_id,
+        "description": "test",
+        "cpu_core_count": 1,
+        "cpu_detail": "-",
+        "cpu_cores": 1,
+        "cpu_threads": 1,
+        "base_frequency": "1 GHz",
+        "memory_size": 1,
+        "maximum_bandwidth": 100,
+        "support_raids": [],
+        "support_subnet": False,
+        "is_ha": is_ha,
+        "total_disk_size": 1,
+        "disk_description": "-",
+        "disks": [],
+        "image_ids": [],
+    }
+
+
+def test_rows_have_names_and_column_types(engine: Engine) -> None:
+    db = DirectDb(engine)
+    try:
+        with db.transaction(write=False) as tx:
+            ha = tx.first(_TYPE, {"type_id": "HA1"})
+            std = tx.first(_TYPE, {"type_id": "STD"})
+            missing = tx.first(_TYPE, {"type_id": "NONE"})
+        assert ha is not None
+        assert std is not None
+        # SQLite stores booleans as 0/1: the column's result processor turns them back
+        assert (ha.instance_type_id, ha.is_ha, std.is_ha) == ("HA1", True, False)
+        assert ha.is_ha is True
+        assert std.is_ha is False
+        assert missing is None
+    finally:
+        db.close()
+
+
+def test_a_named_parameter_is_required(engine: Engine) -> None:
+    db = DirectDb(engine)
+    try:
+        with pytest.raises(KeyError, match="type_id"), db.transaction(write=False) as tx:
+            tx.first(_TYPE, {})
+    finally:
+        db.close()
+
+
+def test_a_failed_block_rolls_back_and_a_good_one_commits(engine: Engine) -> None:
+    db = DirectDb(engine)
+
+    def fail_after_writing() -> None:
+        with db.transaction(write=True) as tx:
+            assert tx.run(_SET_OFFSET, {"target": 1, "offset": 500}) == 1
+            raise RuntimeError("the handler failed")
+
+    try:
+        with pytest.raises(RuntimeError):
+            fail_after_writing()
+        assert _offset(engine) == 0  # another connection sees nothing of it
+        with db.transaction(write=True) as tx:
+            tx.run(_SET_OFFSET, {"target": 1, "offset": 700})
+        assert _offset(engine) == 700
+    finally:
+        db.close()
+
+
+def _offset(engine: Engine) -> int:
+    with unit_of_work(engine) as conn:
+        return int(Tx.of(conn).rows(_CLOCK)[0].offset_seconds)
+
+
+def test_the_checkpointer_keeps_the_sqlite_log_bounded(tmp_path: Path) -> None:
+    """Commits without pause never let a passive checkpoint find the log fully copied: without
+    the hand-over to the writer, SQLite would never start the log again."""
+    url = f"sqlite:///{tmp_path / 'zbmc.sqlite3'}"
+    upgrade(create_db_engine(url))
+    engine = create_db_engine(url, background_checkpoints=True)
+    with unit_of_work(engine) as conn:
+        conn.execute(clock_state.insert().values(clock_id=1, mode="system", offset_seconds=0))
+    checkpointer = Checkpointer(engine, interval=0.01, restart_frames=64)
+    db = DirectDb(engine, checkpointer)
+    checkpointer.start()
+    try:
+        for offset in range(3000):  # one page per commit
+            with db.transaction(write=True) as tx:
+                tx.run(_SET_OFFSET, {"target": 1, "offset": offset})
+        wal_bytes = (tmp_path / "zbmc.sqlite3-wal").stat().st_size
+    finally:
+        checkpointer.stop()
+        db.close()
+        engine.dispose()
+    # A log never started again would hold all 3000 pages (12 MB): the file keeps its
+    # high-water mark, which stays near ``restart_frames`` pages.
+    assert wal_bytes < 1000 * 4096

@@ -116,14 +116,19 @@ class Worker:
         self.engine = engine
         self.clock = clock
         self.driver = driver
+        self._more = False  # the last tick said more was due
 
     def tick(self) -> TickReport:
+        more, self._more = self._more, False
         # Look first without taking the write lock (SQLite's is database-wide): an idle tick
-        # must not make API requests wait.
-        with unit_of_work(self.engine, write=False) as conn:
-            now = self.clock.now(conn)
-            if not self._anything_due(conn, now):
-                return TickReport(now=now)
+        # must not make API requests wait. Right after a tick that said ``more`` there is no
+        # need to look; when the look scans, skipping it saves 2 s of a 100 000 instance
+        # catch-up on PostgreSQL (bench/worker_catchup.py).
+        if not more:
+            with unit_of_work(self.engine, write=False) as conn:
+                now = self.clock.now(conn)
+                if not self._anything_due(conn, now):
+                    return TickReport(now=now)
         with unit_of_work(self.engine) as conn:
             report = TickReport(now=self.clock.now(conn))
             report.more = (
@@ -131,7 +136,8 @@ class Worker:
                 or self._end_periods(conn, report)
                 or self._meter(conn, report)
             )
-            return report
+        self._more = report.more  # committed
+        return report
 
     def _anything_due(self, conn: Connection, now: int) -> bool:
         return (
@@ -198,7 +204,7 @@ class Worker:
     # (2) -------------------------------------------------------------------------------------
 
     def _end_periods(self, conn: Connection, report: TickReport) -> bool:
-        ended = store.ended_periods(conn, report.now, BATCH)
+        ended = store.claim_ended_periods(conn, report.now, BATCH)
         renewed, recycled = renewals.end_periods(conn, ended, report.now)
         report.renewed += renewed
         report.recycled += recycled

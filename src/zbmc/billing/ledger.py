@@ -99,22 +99,27 @@ def _row(tenant_id: str, entry: Entry, signed: int, balance_after: int, now: int
     }
 
 
-def debit_all(conn: Connection, tenant_id: str, entries: list[Entry], now: int) -> int:
+def debit_all(db: Db, tenant_id: str, entries: list[Entry], now: int) -> int:
     """Take charges that are owed whatever the balance (metered postpaid usage, renewals the
     caller already checked): the balance may go below zero (arrears), which blocks prepaid
-    purchases until a top-up. One balance update and one multi-row insert, each ledger row with
-    its own running balance. Returns the new balance."""
+    purchases until a top-up. One balance update and one executemany, each ledger row with its
+    own running balance. Returns the new balance."""
     if any(entry.amount < 0 for entry in entries):
         raise ValueError("a charge is a positive amount")
     total = sum(entry.amount for entry in entries)
-    new_balance = int(
-        conn.execute(_DEBIT, {"target_tenant_id": tenant_id, "amount": total}).scalar_one()
-    )
+    tx = Tx.of(db)
+    debited = tx.first(_DEBIT_ALL, {"target_tenant_id": tenant_id, "amount": total})
+    if debited is None:
+        raise LookupError(f"no tenant {tenant_id}")
+    new_balance = int(debited.balance)
     if entries:
         running = new_balance + total
         rows = []
         for entry in entries:
             running -= entry.amount
             rows.append(_row(tenant_id, entry, -entry.amount, running, now))
-        conn.execute(_APPEND, rows)
+        tx.run_many(_APPEND_ONE, rows)  # precompiled: the worker appends thousands per tick
     return new_balance
+
+
+_DEBIT_ALL = Statement(_DEBIT)

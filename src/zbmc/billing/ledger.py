@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
+from zbmc.db import bulk
 from zbmc.db.direct import Db, Statement, Tx
 from zbmc.db.tables import ledger, tenants
 
@@ -118,8 +119,9 @@ def debit_all(db: Db, tenant_id: str, entries: list[Entry], now: int) -> int:
         for entry in entries:
             running -= entry.amount
             rows.append(_row(tenant_id, entry, -entry.amount, running, now))
-        tx.run_many(_APPEND_ONE, rows)  # precompiled: the worker appends thousands per tick
+        _APPEND_MANY.insert(tx, rows)  # the worker appends thousands per tick
     return new_balance
 
 
 _DEBIT_ALL = Statement(_DEBIT)
+_APPEND_MANY = bulk.Inserter(ledger, [c.name for c in ledger.c if c.name != "entry_id"])

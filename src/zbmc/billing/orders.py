@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection
 
+from zbmc.db import bulk
 from zbmc.db.direct import Db, Statement, Tx
 from zbmc.db.tables import orders
 
@@ -102,8 +103,10 @@ def row(
 
 
 def create_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    # Precompiled (zbmc.db.direct), one executemany: the worker inserts thousands per tick.
-    Tx.of(conn).run_many(_INSERT_ONE, rows)
+    _INSERT_MANY.insert(conn, rows)  # the worker inserts thousands per tick
+
+
+_INSERT_MANY = bulk.Inserter(orders, [c.name for c in orders.c if c.name != "last_error"])
 
 
 def finish(db: Db, order_number: str, state: str, now: int) -> None:

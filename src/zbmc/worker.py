@@ -204,7 +204,7 @@ class Worker:
     # (2) -------------------------------------------------------------------------------------
 
     def _end_periods(self, conn: Connection, report: TickReport) -> bool:
-        ended = store.claim_ended_periods(conn, report.now, BATCH)
+        ended = store.ended_periods(conn, report.now, BATCH)
         renewed, recycled = renewals.end_periods(conn, ended, report.now)
         report.renewed += renewed
         report.recycled += recycled

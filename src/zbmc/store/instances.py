@@ -115,12 +115,6 @@ _HOUR_TO_METER = and_(
 )
 _ANY_ENDED = Statement(select(instances.c.instance_id).where(_PERIOD_ENDED).limit(1))
 _ANY_TO_METER = Statement(select(instances.c.instance_id).where(_HOUR_TO_METER).limit(1))
-_ENDED = Statement(
-    INSTANCE_WITH_CATALOGUE.where(_PERIOD_ENDED)
-    .order_by(instances.c.expired_time, instances.c.instance_id)
-    .limit(bindparam("limit"))
-    .with_for_update(of=instances, skip_locked=True)
-)
 _TO_METER = Statement(
     INSTANCE_WITH_CATALOGUE.where(_HOUR_TO_METER)
     # ordered by the indexed column, so the search never scans the table
@@ -138,20 +132,15 @@ def has_hours_to_meter(db: Db, now: int) -> bool:
     return Tx.of(db).first(_ANY_TO_METER, {"hour_ago": now - 3600}) is not None
 
 
-def ended_periods(db: Db, now: int, limit: int) -> list[Any]:
-    """Prepaid instances whose period has ended, oldest boundary first, claimed for this tick."""
-    return Tx.of(db).rows(_ENDED, {"now": now, "limit": limit})
-
-
 def due_for_metering(db: Db, now: int, limit: int) -> list[Any]:
     """Instances with at least one whole hour to meter, claimed for this tick."""
     return Tx.of(db).rows(_TO_METER, {"hour_ago": now - 3600, "limit": limit})
 
 
-def claim_ended_periods(db: Db, now: int, limit: int) -> list[Any]:
-    """The worker's ``ended_periods``: prepaid instances whose period has ended, claimed for this
-    tick, oldest boundary first (ties in instance id order within the batch)."""
-    claimed = Tx.of(db).rows(_CLAIM_ENDED, {"now": now, "limit": limit})
+def ended_periods(db: Db, now: int, limit: int) -> list[Any]:
+    """Prepaid instances whose period has ended, claimed for this tick, oldest boundary first
+    (ties in instance id order within the batch)."""
+    claimed = Tx.of(db).rows(_ENDED, {"now": now, "limit": limit})
     claimed.sort(key=lambda row: (row.expired_time, row.instance_id))
     return claimed
 
@@ -160,7 +149,7 @@ def claim_ended_periods(db: Db, now: int, limit: int) -> list[Any]:
 # instance id as a tie-break the database read and sorted every ended row on every tick: 14 s
 # of a 100 000 instance catch-up on PostgreSQL (bench/worker_catchup.py), where all of them
 # ended at the same second. The caller orders the ties of a batch instead.
-_CLAIM_ENDED = Statement(
+_ENDED = Statement(
     INSTANCE_WITH_CATALOGUE.where(_PERIOD_ENDED)
     .order_by(instances.c.expired_time)
     .limit(bindparam("limit"))

@@ -25,8 +25,8 @@ PROCESSING, WAIT_TO_ENABLE, ENABLED, CANCELLED = (
 )
 
 
-_INSERT = orders.insert()
-_INSERT_ONE = Statement(_INSERT, columns=[c.name for c in orders.c if c.name != "last_error"])
+# One order on the request path, thousands per worker tick (zbmc.db.bulk).
+_INSERT = bulk.Inserter(orders, [c.name for c in orders.c if c.name != "last_error"])
 _FINISH = Statement(
     update(orders)
     .where(orders.c.order_number == bindparam("target_order"))
@@ -55,7 +55,7 @@ def create(
 ) -> str:
     number = order_number or new_order_number()
     Tx.of(db).run(
-        _INSERT_ONE,
+        _INSERT.statement,
         row(
             order_number=number,
             tenant_id=tenant_id,
@@ -103,10 +103,7 @@ def row(
 
 
 def create_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    _INSERT_MANY.insert(conn, rows)  # the worker inserts thousands per tick
-
-
-_INSERT_MANY = bulk.Inserter(orders, [c.name for c in orders.c if c.name != "last_error"])
+    _INSERT.insert(conn, rows)
 
 
 def finish(db: Db, order_number: str, state: str, now: int) -> None:

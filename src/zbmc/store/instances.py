@@ -6,7 +6,6 @@ import functools
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select
-from sqlalchemy.engine import Connection
 
 from zbmc.db.direct import Db, Statement, Tx
 from zbmc.db.tables import instance_types, instances, offerings
@@ -157,27 +156,20 @@ _ENDED = Statement(
 )
 
 
-def set_many(conn: Connection, changes: list[dict[str, Any]]) -> None:
+def set_many(db: Db, changes: list[dict[str, Any]]) -> None:
     """Several instances at once (one executemany); each dict has ``target_instance_id`` and the
     same other keys (column names)."""
     if changes:
-        columns = tuple(sorted(name for name in changes[0] if name != "target_instance_id"))
-        Tx.of(conn).run_many(_many_setter(columns), changes)
-
-
-@functools.cache
-def _many_setter(columns: tuple[str, ...]) -> Statement:
-    # Precompiled (zbmc.db.direct): SQLAlchemy's own executemany cost more than the database
-    # per row. The SET parameters are named after their columns.
-    return Statement(_UPDATE, columns=[*columns, "target_instance_id"])
+        columns = sorted(name for name in changes[0] if name != "target_instance_id")
+        Tx.of(db).run_many(_setter(*columns), changes)
 
 
 def set_values(db: Db, instance_id: str, **values: Any) -> None:
-    params = {f"new_{name}": value for name, value in values.items()}
-    Tx.of(db).run(_setter(*sorted(values)), {"target_instance_id": instance_id, **params})
+    Tx.of(db).run(_setter(*sorted(values)), {"target_instance_id": instance_id, **values})
 
 
 @functools.cache
 def _setter(*columns: str) -> Statement:
-    # (SQLAlchemy reserves the column names themselves for its own SET parameters.)
-    return Statement(_UPDATE.values({name: bindparam(f"new_{name}") for name in columns}))
+    """The UPDATE of these columns (precompiled, zbmc.db.direct); its SET parameters are named
+    after the columns."""
+    return Statement(_UPDATE, columns=[*columns, "target_instance_id"])

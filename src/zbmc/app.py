@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -134,9 +135,16 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
             thread.start()
         if checkpointer is not None:
             checkpointer.start()
+        # Everything built so far lives as long as the process: take it out of the cyclic
+        # garbage collector's view, so that a full collection scans only what requests create
+        # (one took ~70 ms with the ~100k startup objects in view, a stall for every request
+        # in flight).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()  # an app built and stopped in a longer-lived process (tests)
             if thread is not None:
                 thread.stop()
             if checkpointer is not None:

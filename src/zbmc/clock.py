@@ -14,7 +14,13 @@ from zbmc.db.direct import Db, Statement, Tx
 from zbmc.db.tables import clock_state
 
 _STATE = select(clock_state.c.mode, clock_state.c.offset_seconds)
-_STATE_DIRECT = Statement(_STATE)  # read on every request
+_STATE_DIRECT = Statement(_STATE)
+# The clock state as two scalar subqueries (NULL when the table is empty), for a query that
+# reads it along with something else.
+SETTING = (
+    select(clock_state.c.mode).limit(1).scalar_subquery().label("clock_mode"),
+    select(clock_state.c.offset_seconds).limit(1).scalar_subquery().label("clock_offset"),
+)
 
 SYSTEM = "system"
 SIMULATED = "simulated"
@@ -29,9 +35,14 @@ class Clock:
 
     def now(self, db: Db) -> int:
         state = Tx.of(db).first(_STATE_DIRECT)
-        if state is None or state.mode == SYSTEM:
+        return self.at(None, None) if state is None else self.at(state.mode, state.offset_seconds)
+
+    def at(self, mode: str | None, offset_seconds: int | None) -> int:
+        """Billing time from a clock state read elsewhere (the request path reads it in its
+        authentication query: ``SETTING``); no state means the system clock."""
+        if mode is None or mode == SYSTEM:
             return self.wall()
-        return self.wall() + int(state.offset_seconds)
+        return self.wall() + int(offset_seconds or 0)
 
     def state(self, conn: Connection) -> tuple[str, int]:
         row = conn.execute(_STATE).first()

@@ -164,8 +164,9 @@ class Pipeline:
     def _context(self, tx: Tx, conn: Connection | None, call: Call, version: str) -> Context:
         """Who calls (or a 401) and the billing time, inside the request's transaction."""
         window = self.settings.signature_window_seconds
-        tenant_id = authenticate(tx, call.credentials, self.clock.wall(), window)
-        return Context(tx, tenant_id, self.clock.now(tx), version, self.settings, conn)
+        caller = authenticate(tx, call.credentials, self.clock.wall(), window)
+        now = self.clock.at(caller.clock_mode, caller.clock_offset)
+        return Context(tx, caller.tenant_id, now, version, self.settings, conn)
 
     def handle(self, call: Call) -> Outcome:
         tenant_id: str | None = None

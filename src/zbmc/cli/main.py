@@ -123,6 +123,7 @@ def serve(
             log_level=settings.log_level.lower(),
             log_config=None,
             access_log=False,
+            server_header=False,  # no `server: uvicorn` on every response
             timeout_graceful_shutdown=30,
         )
 

@@ -18,12 +18,13 @@ from zbmc.auth import Credentials
 from zbmc.errors import (
     ApiError,
     BodyTooLarge,
+    InternalServerError,
     InvalidAction,
     MethodNotAllowed,
     PathNotFound,
     RequestLimitExceeded,
 )
-from zbmc.pipeline import Call, Outcome, Pipeline, error_outcome, new_request_id
+from zbmc.pipeline import MAX_BATCH, Call, Outcome, Pipeline, error_outcome, new_request_id
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -76,6 +77,45 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class Batcher:
+    """Runs the calls that became ready in the same turn of the event loop together.
+
+    Every request handler submits its call and waits; the first submission of a turn schedules
+    one run, after the handlers already scheduled in that turn, of everything submitted by
+    then (``Pipeline.handle_batch``, which shares one SQLite commit among them). Their responses
+    then go out back to back: on loopback, a write that finds the client asleep pays for waking
+    it, and writes in a row wake it once (docs/performance.md, "group commit").
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self._pending: list[tuple[Call, asyncio.Future[Outcome]]] = []
+
+    def submit(self, call: Call) -> asyncio.Future[Outcome]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._run)
+        self._pending.append((call, future))
+        return future
+
+    def _run(self) -> None:
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        if self._pending:
+            asyncio.get_running_loop().call_soon(self._run)
+        calls = [call for call, _ in batch]
+        try:
+            outcomes = self.pipeline.handle_batch(calls)
+        except Exception:
+            # handle_batch turns every error into an outcome; should it fail anyway, no
+            # request may be left waiting
+            log.exception("a batch of %d requests failed", len(calls))
+            outcomes = [error_outcome(call.request_id, InternalServerError()) for call in calls]
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():  # the client went away (the handler was cancelled)
+                future.set_result(outcome)
+
+
 class Edge:
     def __init__(
         self,
@@ -90,6 +130,7 @@ class Edge:
         self.observe = observe
         # Rate limiting (zbmc.ratelimit): called with the client host, before any database work.
         self.admit = admit
+        self.batcher = Batcher(pipeline)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
@@ -137,11 +178,7 @@ class Edge:
         if self.admit is not None and not await self.admit(call, (scope.get("client") or ("",))[0]):
             outcome = error_outcome(call.request_id, RequestLimitExceeded())
         else:
-            outcome = self.pipeline.handle(call)
-            # Let the other requests that are ready run first, so that their responses go out
-            # back to back: on loopback each write that finds the client asleep pays for waking
-            # it, and writes in a row wake it once (docs/performance.md, "response batching").
-            await asyncio.sleep(0)
+            outcome = await self.batcher.submit(call)
         await send_outcome(send, call.request_id, outcome)
         if self.observe is not None:
             self.observe(call, outcome, time.perf_counter() - started)

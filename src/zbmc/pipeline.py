@@ -144,6 +144,27 @@ def validate(spec: ActionSpec, payload: dict[str, Any]) -> WireModel:
         raise InvalidParameter(detail=f"invalid parameter `{where}`: {first['msg']}") from None
 
 
+class _Prepared(NamedTuple):
+    """A call that passed every check needing no database: its action and validated body."""
+
+    call: Call
+    spec: ActionSpec
+    version: str
+    request: WireModel
+
+
+class _Failed(Exception):
+    """An API error inside a shared transaction, with the caller when already known."""
+
+    def __init__(self, error: ApiError, tenant_id: str | None) -> None:
+        self.error = error
+        self.tenant_id = tenant_id
+
+
+# Requests sharing one SQLite commit at most (the first of them waits for all to run).
+MAX_BATCH = 64
+
+
 class Pipeline:
     def __init__(
         self,
@@ -157,6 +178,10 @@ class Pipeline:
         self.clock = clock
         self.actions = load_actions()
         self.direct = DirectDb(engine, checkpointer)
+        # Only on SQLite, whose database-wide write lock makes a shared transaction exactly
+        # the requests one after the other; on PostgreSQL it would hold row locks across
+        # requests and let two processes' batches deadlock.
+        self.group_commit = settings.group_commit and engine.dialect.name == "sqlite"
 
     def close(self) -> None:
         self.direct.close()
@@ -168,41 +193,121 @@ class Pipeline:
         now = self.clock.at(caller.clock_mode, caller.clock_offset)
         return Context(tx, caller.tenant_id, now, version, self.settings, conn)
 
-    def handle(self, call: Call) -> Outcome:
+    def _prepare(self, call: Call) -> _Prepared:
+        version = call.version or DEFAULT_VERSION
+        if version not in VERSIONS:
+            raise InvalidVersion(version=version)
+        if not call.action:
+            raise MissingParameter(name="X-ZC-Action")
+        spec = self.actions.get((call.service, call.action))
+        if spec is None:
+            raise InvalidAction(action=call.action)
+        return _Prepared(call, spec, version, validate(spec, decode_body(call.credentials.body)))
+
+    def _respond(self, tx: Tx, conn: Connection | None, p: _Prepared) -> Outcome:
+        """Authenticate and run the handler in the open transaction; the success outcome."""
         tenant_id: str | None = None
         try:
-            version = call.version or DEFAULT_VERSION
-            if version not in VERSIONS:
-                raise InvalidVersion(version=version)
-            if not call.action:
-                raise MissingParameter(name="X-ZC-Action")
-            spec = self.actions.get((call.service, call.action))
-            if spec is None:
-                raise InvalidAction(action=call.action)
-            request = validate(spec, decode_body(call.credentials.body))
-            if spec.direct:
-                with self.direct.transaction(write=spec.write) as tx:
-                    ctx = self._context(tx, None, call, version)
-                    tenant_id = ctx.tenant_id
-                    response = spec.handler(ctx, request)
-            else:
-                with unit_of_work(self.engine, write=spec.write) as conn:
-                    ctx = self._context(Tx.of(conn), conn, call, version)
-                    tenant_id = ctx.tenant_id
-                    response = spec.handler(ctx, request)
-            data = {"requestId": call.request_id, **to_wire(response, version)}
-            body = json.dumps(
-                {"requestId": call.request_id, "response": data}, ensure_ascii=False
-            ).encode()
-            return Outcome(200, body, "OK", tenant_id)
+            ctx = self._context(tx, conn, p.call, p.version)
+            tenant_id = ctx.tenant_id
+            response = p.spec.handler(ctx, p.request)
         except ApiError as error:
-            return error_outcome(call.request_id, error, tenant_id)
+            raise _Failed(error, tenant_id) from None
+        request_id = p.call.request_id
+        data = {"requestId": request_id, **to_wire(response, p.version)}
+        body = json.dumps({"requestId": request_id, "response": data}, ensure_ascii=False)
+        return Outcome(200, body.encode(), "OK", tenant_id)
+
+    def _run(self, p: _Prepared) -> Outcome:
+        """One prepared call in its own transaction."""
+        if p.spec.direct:
+            with self.direct.transaction(write=p.spec.write) as tx:
+                return self._respond(tx, None, p)
+        with unit_of_work(self.engine, write=p.spec.write) as conn:
+            return self._respond(Tx.of(conn), conn, p)
+
+    def handle(self, call: Call) -> Outcome:
+        prepared = self._checked(call)
+        return prepared if isinstance(prepared, Outcome) else self._run_alone(prepared)
+
+    def _checked(self, call: Call) -> _Prepared | Outcome:
+        try:
+            return self._prepare(call)
+        except ApiError as error:
+            return error_outcome(call.request_id, error)
         except Exception:
-            # The request id goes into the message itself so that any log format shows it.
-            log.exception(
-                "internal error in %s, request %s",
-                call.action,
-                call.request_id,
-                extra={"request_id": call.request_id},
-            )
-            return error_outcome(call.request_id, InternalServerError(), tenant_id)
+            return self._internal_error(call)
+
+    def handle_batch(self, calls: list[Call]) -> list[Outcome]:
+        """Several calls that arrived together, each with the outcome it would have alone.
+
+        With group commit, the direct actions among them run in ONE transaction, each in a
+        savepoint: an API error rolls back that call's savepoint only, and the responses wait
+        for the one commit (which costs about as much as all of a request's statements). Any
+        other failure (an unexpected error, the commit itself) rolls the whole transaction
+        back and every call of it is run again on its own, so one bad request costs the others
+        only time.
+        """
+        outcomes: list[Outcome | None] = [None] * len(calls)
+        shared: list[tuple[int, _Prepared]] = []
+        for index, call in enumerate(calls):
+            prepared = self._checked(call)
+            if isinstance(prepared, Outcome):
+                outcomes[index] = prepared
+            elif self.group_commit and prepared.spec.direct:
+                shared.append((index, prepared))
+            else:
+                outcomes[index] = self._run_alone(prepared)
+        if len(shared) == 1:
+            index, prepared = shared[0]
+            outcomes[index] = self._run_alone(prepared)
+        elif shared:
+            try:
+                for index, outcome in zip(
+                    (index for index, _ in shared), self._shared(shared), strict=True
+                ):
+                    outcomes[index] = outcome
+            except Exception:
+                log.warning("a shared transaction failed; running its requests one by one")
+                for index, prepared in shared:
+                    outcomes[index] = self._run_alone(prepared)
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(calls)
+        return done
+
+    def _shared(self, batch: list[tuple[int, _Prepared]]) -> list[Outcome]:
+        outcomes = []
+        with self.direct.transaction(write=any(p.spec.write for _, p in batch)) as tx:
+            run = tx.dbapi.execute
+            for _, prepared in batch:
+                run("SAVEPOINT request")
+                try:
+                    outcome = self._respond(tx, None, prepared)
+                except _Failed as failed:
+                    run("ROLLBACK TO request")
+                    outcome = error_outcome(
+                        prepared.call.request_id, failed.error, failed.tenant_id
+                    )
+                run("RELEASE request")
+                outcomes.append(outcome)
+        return outcomes
+
+    def _run_alone(self, prepared: _Prepared) -> Outcome:
+        """One prepared call in its own transaction; an error becomes its envelope."""
+        call = prepared.call
+        try:
+            return self._run(prepared)
+        except _Failed as failed:
+            return error_outcome(call.request_id, failed.error, failed.tenant_id)
+        except Exception:
+            return self._internal_error(call)
+
+    def _internal_error(self, call: Call) -> Outcome:
+        # The request id goes into the message itself so that any log format shows it.
+        log.exception(
+            "internal error in %s, request %s",
+            call.action,
+            call.request_id,
+            extra={"request_id": call.request_id},
+        )
+        return error_outcome(call.request_id, InternalServerError())

@@ -27,6 +27,8 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
     run_worker: bool = True  # background worker thread in each API process
+    # SQLite: requests ready at the same moment share one commit (docs/performance.md)
+    group_commit: bool = True
     rate_limit: str | None = None  # e.g. "20/s,burst=40"; None = no default limit
     rate_limit_actions: str | None = None  # e.g. "ModifyInstanceBandwidth=5/s"
     # Shares rate-limit buckets across processes; may carry a password, so not in repr.
@@ -70,11 +72,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "redis_url": _get(env, "REDIS_URL"),
         "redis_prefix": _get(env, "REDIS_PREFIX"),
     }
-    run_worker = _get(env, "RUN_WORKER")
-    if run_worker is not None:
-        if run_worker.lower() not in ("0", "1", "true", "false", "yes", "no"):
-            raise ValueError(f"ZBMC_RUN_WORKER must be a boolean, got {run_worker!r}")
-        values["run_worker"] = run_worker.lower() in ("1", "true", "yes")
+    for name in ("RUN_WORKER", "GROUP_COMMIT"):
+        flag = _get(env, name)
+        if flag is not None:
+            if flag.lower() not in ("0", "1", "true", "false", "yes", "no"):
+                raise ValueError(f"ZBMC_{name} must be a boolean, got {flag!r}")
+            values[name.lower()] = flag.lower() in ("1", "true", "yes")
     for name, kind in (
         ("PORT", int),
         ("MAX_BODY_BYTES", int),

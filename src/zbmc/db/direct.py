@@ -16,6 +16,7 @@ writes on SQLite, READ COMMITTED with explicit row locks on PostgreSQL).
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -49,7 +50,22 @@ class _Compiled:
     row_type: Callable[..., Any] | None
     processors: tuple[tuple[int, Processor], ...]
 
+    def __post_init__(self) -> None:
+        # The usual case on SQLite: every parameter named, none with a bind processor. Then
+        # the arguments are the parameters in order, picked in C.
+        plain = all(b.required and b.process is None for b in self.binds)
+        names = [b.name for b in self.binds]
+        pick: Callable[[Params], Sequence[Any]] | None = None
+        if plain and self.positional and len(names) > 1:
+            pick = operator.itemgetter(*names)
+        elif plain and self.positional and len(names) == 1:
+            name = names[0]
+            pick = lambda params: (params[name],)  # noqa: E731
+        object.__setattr__(self, "pick", pick)
+
     def args(self, params: Params) -> Sequence[Any] | dict[str, Any]:
+        if self.pick is not None:  # type: ignore[attr-defined]
+            return self.pick(params)  # type: ignore[attr-defined,no-any-return]
         values = []
         for bind in self.binds:
             value = params[bind.name] if bind.required else bind.default
@@ -133,14 +149,12 @@ class Tx:
             return db
         return cls(db.connection.driver_connection, db.dialect)
 
+    # ``connection.execute`` (sqlite3 and psycopg both have it) opens the cursor in C; it is
+    # closed when the last reference goes, at the end of the method.
     def rows(self, statement: Statement, params: Params | None = None) -> list[Any]:
         compiled = statement.compiled(self.dialect)
-        cursor = self.dbapi.cursor()
-        try:
-            cursor.execute(compiled.sql, compiled.args(params or {}))
-            return compiled.rows(cursor.fetchall())
-        finally:
-            cursor.close()
+        cursor = self.dbapi.execute(compiled.sql, compiled.args(params or {}))
+        return compiled.rows(cursor.fetchall())
 
     def first(self, statement: Statement, params: Params | None = None) -> Any | None:
         found = self.rows(statement, params)
@@ -149,12 +163,7 @@ class Tx:
     def run(self, statement: Statement, params: Params | None = None) -> int:
         """Execute a statement without result rows; return the number of rows it touched."""
         compiled = statement.compiled(self.dialect)
-        cursor = self.dbapi.cursor()
-        try:
-            cursor.execute(compiled.sql, compiled.args(params or {}))
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
+        return int(self.dbapi.execute(compiled.sql, compiled.args(params or {})).rowcount)
 
     def run_many(self, statement: Statement, params: Sequence[Params]) -> None:
         if not params:

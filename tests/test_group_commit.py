@@ -1,0 +1,224 @@
+"""Group commit (``Pipeline.handle_batch``): calls that arrive together share one SQLite
+transaction, one savepoint each, and every call gets exactly the outcome it would have alone.
+
+Driven in process, with calls signed as the SDK signs them, against a migrated database of
+each backend (on PostgreSQL the calls of a batch run one by one)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import StackFactory
+from tests.harness import Stack, Tenant
+from zbmc import errors
+from zbmc.app import build_runtime
+from zbmc.auth import Credentials
+from zbmc.context import Context
+from zbmc.db.tables import instances
+from zbmc.pipeline import Call, Outcome, Pipeline, new_request_id
+from zbmc.settings import Settings
+from zbmc.signature import ALGORITHM, SIGNED_HEADERS, sign
+from zbmc.wire import V2026
+
+HOST = "127.0.0.1:8080"
+
+
+@pytest.fixture
+def stack(make_stack: StackFactory) -> Stack:
+    return make_stack(start=False)
+
+
+@pytest.fixture
+def pipeline(stack: Stack) -> Iterator[Pipeline]:
+    settings = Settings(database_url=stack.database_url)
+    runtime = build_runtime(settings)
+    pipeline = Pipeline(runtime.engine, settings, runtime.clock)
+    yield pipeline
+    pipeline.close()
+    runtime.engine.dispose()
+
+
+def call(tenant: Tenant, action: str, body: dict[str, Any], *, secret: str | None = None) -> Call:
+    raw = json.dumps(body).encode()
+    timestamp = str(int(time.time()))
+    signature = sign(secret or tenant.access_key_password, "application/json", HOST, timestamp, raw)
+    authorization = (
+        f"{ALGORITHM} Credential={tenant.access_key_id}, SignedHeaders={SIGNED_HEADERS}, "
+        f"Signature={signature}"
+    )
+    credentials = Credentials(authorization, timestamp, "application/json", HOST, raw)
+    return Call(new_request_id(), "bmc", action, V2026, credentials)
+
+
+def modify(tenant: Tenant, instance_id: str, mbps: int, **kw: Any) -> Call:
+    body = {"instanceId": instance_id, "bandwidthOutMbps": mbps}
+    return call(tenant, "ModifyInstanceBandwidth", body, **kw)
+
+
+def price(pipeline: Pipeline, tenant: Tenant, instance_id: str, mbps: int) -> Decimal:
+    body = {"instanceId": instance_id, "bandwidthOutMbps": mbps}
+    quoted = pipeline.handle(call(tenant, "InquiryPriceInstanceBandwidth", body))
+    item = answer(quoted)["response"]["bandwidthPrice"][0]
+    return Decimal(str(item["discountPrice"]))
+
+
+def answer(outcome: Outcome) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(outcome.body)
+    return data
+
+
+def bandwidth_status(stack: Stack, instance_id: str) -> tuple[str, int]:
+    engine = stack.engine()
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(instances.c.bw_status, instances.c.bandwidth).where(
+                    instances.c.instance_id == instance_id
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    return str(row.bw_status), int(row.bandwidth)
+
+
+def count_transactions(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    opened: list[bool] = []
+    original = pipeline.direct.transaction
+
+    def counting(*, write: bool) -> Any:
+        opened.append(write)
+        return original(write=write)
+
+    monkeypatch.setattr(pipeline.direct, "transaction", counting)
+    return opened
+
+
+def test_calls_that_arrive_together_share_one_commit(
+    stack: Stack, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = stack.tenant()
+    ids = [tenant.instance(instance_charge_type="POSTPAID") for _ in range(5)]
+    opened = count_transactions(pipeline, monkeypatch)
+    outcomes = pipeline.handle_batch([modify(tenant, i, 150) for i in ids])
+    assert [o.status for o in outcomes] == [200] * 5
+    numbers = [answer(o)["response"]["orderNumber"] for o in outcomes]
+    assert len(set(numbers)) == 5
+    assert {o["orderNumber"] for o in tenant.orders()} >= set(numbers)
+    assert opened == ([True] if stack.backend == "sqlite" else [True] * 5)
+
+
+def test_an_api_error_rolls_back_its_own_call_only(stack: Stack, pipeline: Pipeline) -> None:
+    tenant = stack.tenant(balance="0")
+    first, second = (tenant.instance(bandwidth=100) for _ in range(2))  # PREPAID
+    postpaid = tenant.instance(instance_charge_type="POSTPAID")
+    first_price, second_price = (
+        price(pipeline, tenant, instance, mbps) for instance, mbps in ((first, 200), (second, 1000))
+    )
+    # enough for the first upgrade, not for both
+    stack.admin.run("tenant", "topup", tenant.tenant_id, str(first_price + second_price / 2))
+    before = tenant.balance()
+    batch = [
+        modify(tenant, first, 200),  # a prepaid upgrade: charged at once
+        modify(tenant, second, 1000),  # costs more than the balance left after the first
+        modify(tenant, postpaid, 300, secret="not-the-password"),  # 401
+        modify(tenant, postpaid, 200),
+        modify(tenant, postpaid, 250),  # the one before left it Processing: refused
+        modify(tenant, "no-such-instance", 200),
+    ]
+    outcomes = pipeline.handle_batch(batch)
+    codes = [o.code for o in outcomes]
+    assert codes[0] == "OK"
+    assert codes[3] == "OK"
+    assert codes[1] == "OPERATION_DENIED_BALANCE_INSUFFICIENT"
+    assert codes[2] == "AUTHFAILURE_SIGNATURE_FAILURE"
+    assert codes[4] == "OPERATION_FAILED_INSTANCE_BANDWIDTH_PROCESSING"
+    assert codes[5] == "INVALID_INSTANCE_NOT_FOUND"
+    for outcome, original in zip(outcomes, batch, strict=True):
+        assert answer(outcome)["requestId"] == original.request_id
+    orders = {o["orderNumber"]: o for o in tenant.orders() if o["kind"] == "BANDWIDTH"}
+    assert answer(outcomes[0])["response"]["orderNumber"] in orders
+    assert answer(outcomes[3])["response"]["orderNumber"] in orders
+    assert {o["instanceId"] for o in orders.values()} == {first, postpaid}
+    charges = [e for e in tenant.ledger() if e["kind"] == "CHARGE"]
+    assert len(charges) == 1
+    assert charges[0]["orderNumber"] in orders
+    assert tenant.balance() == before + Decimal(str(charges[0]["amount"])) < before
+    assert bandwidth_status(stack, second) == ("Enable", 100)
+
+
+def test_an_unexpected_error_costs_the_others_nothing(
+    stack: Stack, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = stack.tenant()
+    ids = [tenant.instance(instance_charge_type="POSTPAID") for _ in range(4)]
+    key = ("bmc", "ModifyInstanceBandwidth")
+    spec = pipeline.actions[key]
+
+    def breaks_on_the_third(ctx: Context, request: Any) -> Any:
+        response = spec.handler(ctx, request)  # its writes are made, then it fails
+        if request.instance_id == ids[2]:
+            raise RuntimeError("a bug")
+        return response
+
+    monkeypatch.setitem(
+        pipeline.actions, key, dataclasses.replace(spec, handler=breaks_on_the_third)
+    )
+    outcomes = pipeline.handle_batch([modify(tenant, i, 150) for i in ids])
+    assert [o.status for o in outcomes] == [200, 200, 500, 200]
+    assert answer(outcomes[2])["code"] == "INTERNAL_SERVER_ERROR"
+    assert bandwidth_status(stack, ids[2]) == ("Enable", 100)  # nothing of it was kept
+    assert bandwidth_status(stack, ids[0]) == ("Processing", 100)
+    kept = {o["instanceId"] for o in tenant.orders() if o["kind"] == "BANDWIDTH"}
+    assert kept == {ids[0], ids[1], ids[3]}
+
+
+def test_calls_rejected_before_the_database_never_open_a_transaction(
+    stack: Stack, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = stack.tenant()
+    opened = count_transactions(pipeline, monkeypatch)
+    bad_version = call(tenant, "DescribeZones", {})._replace(version="1999-01-01")
+    unknown = call(tenant, "NoSuchAction", {})
+    invalid = call(tenant, "ModifyInstanceBandwidth", {"instanceId": "x", "bandwidthOutMbps": "1"})
+    outcomes = pipeline.handle_batch([bad_version, unknown, invalid])
+    assert [o.code for o in outcomes] == [
+        "INVALID_VERSION",
+        "INVALID_ACTION",
+        "INVALID_PARAMETER",
+    ]
+    assert opened == []
+
+
+def test_an_api_error_after_its_writes_leaves_none_of_them(
+    stack: Stack, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = stack.tenant()
+    ids = [tenant.instance(instance_charge_type="POSTPAID") for _ in range(3)]
+    key = ("bmc", "ModifyInstanceBandwidth")
+    spec = pipeline.actions[key]
+
+    def refuses_the_second_late(ctx: Context, request: Any) -> Any:
+        response = spec.handler(ctx, request)  # the order and the instance are written
+        if request.instance_id == ids[1]:
+            raise errors.InstanceNotRunning(instance_id=request.instance_id)
+        return response
+
+    monkeypatch.setitem(
+        pipeline.actions, key, dataclasses.replace(spec, handler=refuses_the_second_late)
+    )
+    opened = count_transactions(pipeline, monkeypatch)
+    outcomes = pipeline.handle_batch([modify(tenant, i, 150) for i in ids])
+    assert [o.code for o in outcomes] == ["OK", "OPERATION_DENIED_INSTANCE_NOT_RUNNING", "OK"]
+    assert opened == ([True] if stack.backend == "sqlite" else [True] * 3)
+    assert bandwidth_status(stack, ids[1]) == ("Enable", 100)
+    assert bandwidth_status(stack, ids[2]) == ("Processing", 100)
+    kept = {o["instanceId"] for o in tenant.orders() if o["kind"] == "BANDWIDTH"}
+    assert kept == {ids[0], ids[2]}

@@ -145,12 +145,15 @@ def ceiling(workdir: Path) -> Server:
     return _start("ceiling", command, port, workdir / "ceiling.log", {})
 
 
-def zbmc_serve(workdir: Path, database_url: str, worker_interval: float) -> Server:
+def zbmc_serve(
+    workdir: Path, database_url: str, worker_interval: float, extra: dict[str, str] | None = None
+) -> Server:
     port = free_port()
     env = {
         "ZBMC_DATABASE_URL": database_url,
         "ZBMC_LOG_LEVEL": "warning",
         "ZBMC_WORKER_INTERVAL_SECONDS": str(worker_interval),
+        **(extra or {}),
     }
     command = [sys.executable, "-m", "zbmc", "serve", "--port", str(port)]
     server = _start("zbmc", command, port, workdir / "zbmc.log", env)

@@ -3,6 +3,8 @@ databases: what the request path and the worker rely on beyond what the SDK test
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from sqlalchemy import Engine, bindparam, select
 from tests.conftest import _check_backend
 from tests.harness import database
 from zbmc.db.direct import DirectDb, Statement, Tx
-from zbmc.db.engine import Checkpointer, create_db_engine, unit_of_work
+from zbmc.db.engine import Checkpointer, WriteTurns, create_db_engine, unit_of_work
 from zbmc.db.migrate import upgrade
 from zbmc.db.tables import clock_state, instance_types
 
@@ -144,3 +146,40 @@ def test_the_checkpointer_keeps_the_sqlite_log_bounded(tmp_path: Path) -> None:
     # high-water mark, which is what was committed between two of the thread's passes (about
     # 1 200 pages at 25 µs per commit; more when the thread waits long for the GIL).
     assert wal_bytes < COMMITS // 4 * 4096
+
+
+def test_an_announced_worker_transaction_goes_before_the_next_api_write(tmp_path: Path) -> None:
+    """WriteTurns: while the worker has announced a write transaction, the API's next write
+    transaction waits for it to commit instead of taking the lock first."""
+    url = f"sqlite:///{tmp_path / 'zbmc.sqlite3'}"
+    upgrade(create_db_engine(url))
+    engine = create_db_engine(url)
+    with unit_of_work(engine) as conn:
+        conn.execute(clock_state.insert().values(clock_id=1, mode="system", offset_seconds=0))
+    turns = WriteTurns()
+    db = DirectDb(engine, turns=turns)
+    events: list[str] = []
+    announced, api_started = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        with turns.first():
+            announced.set()
+            api_started.wait(5)
+            time.sleep(0.2)  # the API thread is at its BEGIN by now
+            with unit_of_work(engine) as conn:
+                conn.execute(clock_state.update().values(offset_seconds=1))
+                events.append("worker committed")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert announced.wait(5)
+        api_started.set()
+        with db.transaction(write=True) as tx:
+            (_mode, offset) = tx.rows(_CLOCK)[0]
+            events.append(f"api began, offset {offset}")
+    finally:
+        thread.join()
+        db.close()
+        engine.dispose()
+    assert events == ["worker committed", "api began, offset 1"]

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from zbmc import logs, metrics
 from zbmc.admin_http import admin_routes
 from zbmc.clock import Clock
-from zbmc.db.engine import Checkpointer, create_db_engine
+from zbmc.db.engine import Checkpointer, WriteTurns, create_db_engine
 from zbmc.db.migrate import is_at_head
 from zbmc.drivers import make_driver
 from zbmc.edge import Edge
@@ -40,17 +40,19 @@ class Runtime:
     engine: Engine
     clock: Clock
     worker: Worker
+    turns: WriteTurns | None = None
 
 
 def build_runtime(settings: Settings, *, server: bool = False) -> Runtime:
-    """``server``: the API server's runtime, whose lifespan runs the SQLite checkpointer."""
+    """``server``: the API server's runtime, whose lifespan runs the SQLite checkpointer and
+    whose worker thread takes turns with the API's writes."""
     url = settings.effective_database_url
     engine = create_db_engine(url, background_checkpoints=server)
     clock = Clock()
-    worker = metrics.MeteredWorker(
-        engine, clock, make_driver(settings.driver, settings.driver_command)
-    )
-    return Runtime(settings, engine, clock, worker)
+    turns = WriteTurns() if server and engine.dialect.name == "sqlite" else None
+    driver = make_driver(settings.driver, settings.driver_command)
+    worker = metrics.MeteredWorker(engine, clock, driver, turns)
+    return Runtime(settings, engine, clock, worker, turns)
 
 
 def _envelope(error: ApiError) -> Response:
@@ -87,7 +89,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
         )
     sqlite = runtime.engine.dialect.name == "sqlite"
     checkpointer = Checkpointer(runtime.engine) if sqlite else None
-    pipeline = Pipeline(runtime.engine, settings, runtime.clock, checkpointer)
+    pipeline = Pipeline(runtime.engine, settings, runtime.clock, checkpointer, runtime.turns)
     openapi_document = build_document(pipeline.actions)
     known_actions = {name for _service, name in pipeline.actions}
     limiter = build_limiter(

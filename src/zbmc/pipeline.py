@@ -21,7 +21,7 @@ from zbmc.auth import Credentials, authenticate
 from zbmc.clock import Clock
 from zbmc.context import Context
 from zbmc.db.direct import DirectDb, Tx
-from zbmc.db.engine import Checkpointer, unit_of_work
+from zbmc.db.engine import Checkpointer, WriteTurns, unit_of_work
 from zbmc.errors import (
     ApiError,
     InternalServerError,
@@ -172,12 +172,13 @@ class Pipeline:
         settings: Settings,
         clock: Clock,
         checkpointer: Checkpointer | None = None,
+        turns: WriteTurns | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.clock = clock
         self.actions = load_actions()
-        self.direct = DirectDb(engine, checkpointer)
+        self.direct = DirectDb(engine, checkpointer, turns)
         # Only on SQLite, whose database-wide write lock makes a shared transaction exactly
         # the requests one after the other; on PostgreSQL it would hold row locks across
         # requests and let two processes' batches deadlock.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from zbmc.billing import orders as order_states
 from zbmc.billing.changes import CHANGES, Change
 from zbmc.clock import Clock
 from zbmc.db.direct import Statement, Tx
-from zbmc.db.engine import unit_of_work
+from zbmc.db.engine import WriteTurns, unit_of_work
 from zbmc.db.tables import instances, orders
 from zbmc.domain.changes import ENABLE
 from zbmc.drivers import DriverError, NetworkDriver
@@ -112,10 +113,17 @@ _DUE = Statement(
 
 
 class Worker:
-    def __init__(self, engine: Engine, clock: Clock, driver: NetworkDriver) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock,
+        driver: NetworkDriver,
+        turns: WriteTurns | None = None,
+    ) -> None:
         self.engine = engine
         self.clock = clock
         self.driver = driver
+        self.turns = turns  # the worker thread of `zbmc serve` on SQLite (zbmc.db.engine)
         self._more = False  # the last tick said more was due
 
     def tick(self) -> TickReport:
@@ -129,7 +137,8 @@ class Worker:
                 now = self.clock.now(conn)
                 if not self._anything_due(conn, now):
                     return TickReport(now=now)
-        with unit_of_work(self.engine) as conn:
+        announced = self.turns.first() if self.turns is not None else nullcontext()
+        with announced, unit_of_work(self.engine) as conn:
             report = TickReport(now=self.clock.now(conn))
             report.more = (
                 self._apply_due_orders(conn, report)

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.expression import Executable
 
-from zbmc.db.engine import Checkpointer, checkpoint
+from zbmc.db.engine import Checkpointer, WriteTurns, checkpoint
 
 Params = Mapping[str, Any]
 Processor = Callable[[Any], Any]
@@ -182,9 +182,15 @@ Db = Connection | Tx  # what the functions shared by both kinds of transaction a
 class DirectDb:
     """Transactions on one long-lived DBAPI connection per thread."""
 
-    def __init__(self, engine: Engine, checkpointer: Checkpointer | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        checkpointer: Checkpointer | None = None,
+        turns: WriteTurns | None = None,
+    ) -> None:
         self.engine = engine
         self.checkpointer = checkpointer  # SQLite: see zbmc.db.engine.Checkpointer
+        self.turns = turns  # SQLite: see zbmc.db.engine.WriteTurns
         self.dialect = engine.dialect
         self._sqlite = engine.dialect.name == "sqlite"
         self._local = threading.local()
@@ -240,6 +246,8 @@ class Transaction:
         held = self._held = db._connection()
         dbapi = held.driver_connection
         if db._sqlite:
+            if self._write and db.turns is not None:
+                db.turns.wait()
             dbapi.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")  # type: ignore[union-attr]
         return Tx(dbapi, db.dialect)
 

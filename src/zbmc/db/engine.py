@@ -146,6 +146,43 @@ class Checkpointer(threading.Thread):
         self.join(timeout=10)
 
 
+class WriteTurns:
+    """SQLite, one process: the background worker's write transactions go before the API's.
+
+    SQLite's busy handler retries a locked database after growing sleeps (1, 2, 5, 10 ... 100
+    ms), so a thread that finds the write lock taken keeps losing it to a writer that commits
+    and begins again at once. Under a steady API load (group commit keeps the lock taken most
+    of the time) the worker's tick waited hundreds of milliseconds, and every change it was to
+    finish stayed Processing as long. So the worker announces each write transaction here
+    (``first``) and the API's next write transaction waits for it to end (``wait``, at most
+    ``patience`` seconds) instead of competing for the lock.
+    """
+
+    def __init__(self, patience: float = 1.0) -> None:
+        self.patience = patience
+        self._announced = 0
+        self._lock = threading.Lock()
+        self._clear = threading.Event()
+        self._clear.set()
+
+    @contextmanager
+    def first(self) -> Iterator[None]:
+        with self._lock:
+            self._announced += 1
+            self._clear.clear()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._announced -= 1
+                if not self._announced:
+                    self._clear.set()
+
+    def wait(self) -> None:
+        if not self._clear.is_set():
+            self._clear.wait(self.patience)
+
+
 def checkpoint(dbapi_connection: Any) -> int:
     """One passive checkpoint; returns the number of pages in the log."""
     _busy, frames, _copied = dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()

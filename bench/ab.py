@@ -1,0 +1,120 @@
+"""A/B comparison of two zbmc servers on SQLite under the Modify load of bench/run.py.
+
+    .venv/bin/python bench/ab.py --b ZBMC_GROUP_COMMIT=0
+    .venv/bin/python bench/ab.py --a PYTHONPATH=/tmp/old-checkout/src --rounds 10
+
+Both servers run at the same time (each idle while the other is measured), each on its own
+database with the same pool of POSTPAID instances; the rounds alternate A, B, B, A, ... so that
+the drift of this shared machine (tens of per cent within minutes) falls on both. ``--a`` and
+``--b`` set environment variables of one server (``PYTHONPATH`` runs another checkout's code).
+Prints every round and the medians of req/s, server CPU ms per request and p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pools
+import seed
+import servers
+from load import Measurement, wrk
+from run import VERSION, _bandwidths
+from sqlalchemy import Engine
+
+from zbmc.db.engine import create_db_engine
+
+
+@dataclass
+class Side:
+    name: str
+    server: servers.Server
+    engine: Engine
+    pool: list[str]
+    key: tuple[str, str]
+
+
+def _env(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"expected NAME=VALUE, got {pair!r}")
+        out[name] = value
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--a", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--b", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--pool", type=int, default=1000, help="POSTPAID instances changed")
+    parser.add_argument("--tick", type=float, default=0.05, help="worker interval (s)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="zbmc-ab-"))
+    sides: list[Side] = []
+    for name, env in (("A", _env(args.a)), ("B", _env(args.b))):
+        url = f"sqlite:///{work}/{name}.sqlite3"
+        servers.zbmc(url, "admin", "db", "upgrade")
+        servers.zbmc(url, "admin", "catalogue", "load", "--demo")
+        tenant = servers.zbmc_json(
+            url, "admin", "tenant", "create", "--name", "ab", "--balance", "100000000"
+        )
+        engine = create_db_engine(url)
+        pool = seed.postpaid_instances(engine, tenant["tenantId"], int(time.time()), args.pool)
+        logs = work / name
+        logs.mkdir()
+        server = servers.zbmc_serve(logs, url, args.tick, env)
+        key = (tenant["accessKeyId"], tenant["accessKeyPassword"])
+        sides.append(Side(name, server, engine, pool, key))
+    results: dict[str, list[Measurement]] = {"A": [], "B": []}
+
+    def load(side: Side, seconds: float) -> Measurement:
+        current = _bandwidths(side.engine, side.pool)
+        requests = pools.modify_bandwidth(side.server.host, side.key, current, 1, VERSION)
+        return wrk(
+            side.server.host,
+            requests,
+            args.connections,
+            seconds,
+            target=side.name,
+            scenario="ModifyInstanceBandwidth",
+            dataset=str(args.pool),
+            pid=side.server.process.pid,
+        )
+
+    try:
+        for side in sides:
+            load(side, 2)  # warm-up
+        for n in range(args.rounds):
+            for side in sides if n % 2 == 0 else sides[::-1]:
+                m = load(side, args.seconds)
+                results[side.name].append(m)
+                print(
+                    f"{side.name}  {m.rps:8.1f} req/s  p99 {m.p99_ms:6.1f} ms"
+                    f"  cpu {m.cpu_ms_per_request} ms/req  non-2xx {m.non2xx}",
+                    flush=True,
+                )
+    finally:
+        for side in sides:
+            side.server.stop()
+            side.engine.dispose()
+    for name, ms in results.items():
+        print(
+            f"{name} median: {statistics.median(m.rps for m in ms):.1f} req/s,"
+            f" cpu {statistics.median(m.cpu_ms_per_request or 0 for m in ms):.3f} ms/req,"
+            f" p99 {statistics.median(m.p99_ms for m in ms):.1f} ms,"
+            f" non-2xx {sum(m.non2xx for m in ms)}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -89,6 +89,22 @@ def bandwidth_status(stack: Stack, instance_id: str) -> tuple[str, int]:
     return str(row.bw_status), int(row.bandwidth)
 
 
+def fail_after_writing(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, instance_id: str, error: Exception
+) -> None:
+    """ModifyInstanceBandwidth of ``instance_id`` writes its order and instance, then raises."""
+    key = ("bmc", "ModifyInstanceBandwidth")
+    spec = pipeline.actions[key]
+
+    def handler(ctx: Context, request: Any) -> Any:
+        response = spec.handler(ctx, request)
+        if request.instance_id == instance_id:
+            raise error
+        return response
+
+    monkeypatch.setitem(pipeline.actions, key, dataclasses.replace(spec, handler=handler))
+
+
 def count_transactions(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     opened: list[bool] = []
     original = pipeline.direct.transaction
@@ -159,18 +175,7 @@ def test_an_unexpected_error_costs_the_others_nothing(
 ) -> None:
     tenant = stack.tenant()
     ids = [tenant.instance(instance_charge_type="POSTPAID") for _ in range(4)]
-    key = ("bmc", "ModifyInstanceBandwidth")
-    spec = pipeline.actions[key]
-
-    def breaks_on_the_third(ctx: Context, request: Any) -> Any:
-        response = spec.handler(ctx, request)  # its writes are made, then it fails
-        if request.instance_id == ids[2]:
-            raise RuntimeError("a bug")
-        return response
-
-    monkeypatch.setitem(
-        pipeline.actions, key, dataclasses.replace(spec, handler=breaks_on_the_third)
-    )
+    fail_after_writing(pipeline, monkeypatch, ids[2], RuntimeError("a bug"))
     outcomes = pipeline.handle_batch([modify(tenant, i, 150) for i in ids])
     assert [o.status for o in outcomes] == [200, 200, 500, 200]
     assert answer(outcomes[2])["code"] == "INTERNAL_SERVER_ERROR"
@@ -202,18 +207,7 @@ def test_an_api_error_after_its_writes_leaves_none_of_them(
 ) -> None:
     tenant = stack.tenant()
     ids = [tenant.instance(instance_charge_type="POSTPAID") for _ in range(3)]
-    key = ("bmc", "ModifyInstanceBandwidth")
-    spec = pipeline.actions[key]
-
-    def refuses_the_second_late(ctx: Context, request: Any) -> Any:
-        response = spec.handler(ctx, request)  # the order and the instance are written
-        if request.instance_id == ids[1]:
-            raise errors.InstanceNotRunning(instance_id=request.instance_id)
-        return response
-
-    monkeypatch.setitem(
-        pipeline.actions, key, dataclasses.replace(spec, handler=refuses_the_second_late)
-    )
+    fail_after_writing(pipeline, monkeypatch, ids[1], errors.InstanceNotRunning(instance_id=ids[1]))
     opened = count_transactions(pipeline, monkeypatch)
     outcomes = pipeline.handle_batch([modify(tenant, i, 150) for i in ids])
     assert [o.code for o in outcomes] == ["OK", "OPERATION_DENIED_INSTANCE_NOT_RUNNING", "OK"]

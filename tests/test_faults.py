@@ -416,7 +416,9 @@ def test_server_killed_under_load(make_stack: StackFactory) -> None:
 # --- 2. the worker killed in the middle of a tick -------------------------------------------
 
 PREPAID_DOWNGRADES = 220
-POSTPAID_METERED = 24  # enough hours that a kill lands inside an open tick
+# Enough hours that a kill lands inside an open tick: with 24 instances (17 856 hourly charges)
+# the tick took less than the longest kill delay (0.25 s) on a fast day of the machine.
+POSTPAID_METERED = 72
 HOURS = 31 * 24  # the clock is advanced by 31 days
 RENEWAL_CENTS = 38000  # M6C in SEL-A, 50 Mbps (40 billable) for one month
 KILLS = 5

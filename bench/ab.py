@@ -56,7 +56,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--pool", type=int, default=1000, help="POSTPAID instances changed")
-    parser.add_argument("--tick", type=float, default=0.05, help="worker interval (s)")
+    parser.add_argument(
+        "--tick", type=float, default=servers.WORKER_INTERVAL, help="worker interval (s)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="zbmc-ab-"))
     sides: list[Side] = []

@@ -100,7 +100,7 @@ def profile_worker(url: str, workdir: Path, top: int) -> str:
 def profile_load(
     args: argparse.Namespace, url: str, workdir: Path, key: tuple[str, str], pool: list[str]
 ) -> str:
-    server = servers.zbmc_serve(workdir, url, 0.05)
+    server = servers.zbmc_serve(workdir, url)
     try:
         host = server.host
         if args.scenario == "modify":

@@ -47,7 +47,7 @@ class Plan:
     sizes: tuple[int, ...]  # instances of the tenant at each DescribeInstances stage
     pool: int  # POSTPAID instances whose bandwidth is changed back and forth (the first stage)
     downgrades: int
-    worker_interval: float = 0.05
+    worker_interval: float = servers.WORKER_INTERVAL
     worker_cap: float = 600  # seconds before `zbmc worker --once` is killed (10 x the target)
 
 

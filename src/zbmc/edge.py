@@ -24,7 +24,7 @@ from zbmc.errors import (
     PathNotFound,
     RequestLimitExceeded,
 )
-from zbmc.pipeline import MAX_BATCH, Call, Outcome, Pipeline, error_outcome, new_request_id
+from zbmc.pipeline import Call, Outcome, Pipeline, error_outcome, new_request_id
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -77,6 +77,10 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# Requests sharing one SQLite commit at most (the first of them waits for all to run).
+MAX_BATCH = 64
+
+
 class Batcher:
     """Runs the calls that became ready in the same turn of the event loop together.
 
@@ -84,7 +88,7 @@ class Batcher:
     one run, after the handlers already scheduled in that turn, of everything submitted by
     then (``Pipeline.handle_batch``, which shares one SQLite commit among them). Their responses
     then go out back to back: on loopback, a write that finds the client asleep pays for waking
-    it, and writes in a row wake it once (docs/performance.md, "group commit").
+    it, and writes in a row wake it once (docs/performance.md; the guarantees: docs/reliability.md).
     """
 
     def __init__(self, pipeline: Pipeline) -> None:

@@ -161,10 +161,6 @@ class _Failed(Exception):
         self.tenant_id = tenant_id
 
 
-# Requests sharing one SQLite commit at most (the first of them waits for all to run).
-MAX_BATCH = 64
-
-
 class Pipeline:
     def __init__(
         self,
@@ -264,9 +260,8 @@ class Pipeline:
             outcomes[index] = self._run_alone(prepared)
         elif shared:
             try:
-                for index, outcome in zip(
-                    (index for index, _ in shared), self._shared(shared), strict=True
-                ):
+                together = self._shared([prepared for _, prepared in shared])
+                for (index, _), outcome in zip(shared, together, strict=True):
                     outcomes[index] = outcome
             except Exception:
                 log.warning("a shared transaction failed; running its requests one by one")
@@ -276,11 +271,11 @@ class Pipeline:
         assert len(done) == len(calls)
         return done
 
-    def _shared(self, batch: list[tuple[int, _Prepared]]) -> list[Outcome]:
+    def _shared(self, batch: list[_Prepared]) -> list[Outcome]:
         outcomes = []
-        with self.direct.transaction(write=any(p.spec.write for _, p in batch)) as tx:
+        with self.direct.transaction(write=any(p.spec.write for p in batch)) as tx:
             run = tx.dbapi.execute
-            for _, prepared in batch:
+            for prepared in batch:
                 run("SAVEPOINT request")
                 try:
                     outcome = self._respond(tx, None, prepared)

@@ -20,7 +20,7 @@ import operator
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
@@ -49,23 +49,22 @@ class _Compiled:
     binds: tuple[_Bind, ...]
     row_type: Callable[..., Any] | None
     processors: tuple[tuple[int, Processor], ...]
+    # The usual case on SQLite: every parameter named, none with a bind processor. Then the
+    # arguments are the parameters in order, picked in C (set from the binds).
+    pick: Callable[[Params], Sequence[Any]] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
-        # The usual case on SQLite: every parameter named, none with a bind processor. Then
-        # the arguments are the parameters in order, picked in C.
-        plain = all(b.required and b.process is None for b in self.binds)
         names = [b.name for b in self.binds]
-        pick: Callable[[Params], Sequence[Any]] | None = None
-        if plain and self.positional and len(names) > 1:
-            pick = operator.itemgetter(*names)
-        elif plain and self.positional and len(names) == 1:
-            name = names[0]
-            pick = lambda params: (params[name],)  # noqa: E731
-        object.__setattr__(self, "pick", pick)
+        if not names or not self.positional:
+            return
+        if all(b.required and b.process is None for b in self.binds):
+            one = len(names) == 1
+            pick = (lambda params: (params[names[0]],)) if one else operator.itemgetter(*names)
+            object.__setattr__(self, "pick", pick)
 
     def args(self, params: Params) -> Sequence[Any] | dict[str, Any]:
-        if self.pick is not None:  # type: ignore[attr-defined]
-            return self.pick(params)  # type: ignore[attr-defined,no-any-return]
+        if self.pick is not None:
+            return self.pick(params)
         values = []
         for bind in self.binds:
             value = params[bind.name] if bind.required else bind.default

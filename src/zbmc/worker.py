@@ -91,7 +91,11 @@ def _apply_statement(change: Change) -> Statement:
 # A tick's batch statements are precompiled (zbmc.db.direct): with the worker thread of
 # ``zbmc serve`` finishing every change the API accepts, their per-row cost is per-request cost.
 _APPLY = {kind: _apply_statement(change) for kind, change in CHANGES.items()}
-_ENABLE = orders.update().values(state=order_states.ENABLED, applied_at=bindparam("when"))
+_ENABLE = Statement(
+    orders.update()
+    .where(orders.c.order_number == bindparam("applied_order"))
+    .values(state=order_states.ENABLED, applied_at=bindparam("when"))
+)
 _IS_DUE = and_(
     or_(*(orders.c.state == state for state in _DUE_STATES)),
     orders.c.effective_at <= bindparam("now"),
@@ -168,6 +172,7 @@ class Worker:
         tx = Tx.of(conn)
         due = tx.rows(_DUE, {"now": report.now})
         applied: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _APPLY}
+        now = report.now
         for order in due:
             if self._drive(conn, order, report):
                 applied[order.kind].append(
@@ -175,15 +180,13 @@ class Worker:
                         "target_instance_id": order.instance_id,
                         "applied_order": order.order_number,
                         "new_value": order.to_value,
+                        "when": now,
                     }
                 )
         for kind, changes in applied.items():
-            if changes:  # one executemany per kind, and one for the orders
+            if changes:  # one executemany per kind for the instances, one for the orders
                 tx.run_many(_APPLY[kind], changes)
-                conn.execute(  # the same values for all: one statement, not one per row
-                    _ENABLE.where(orders.c.order_number.in_([c["applied_order"] for c in changes])),
-                    {"when": report.now},
-                )
+                tx.run_many(_ENABLE, changes)
                 report.applied += len(changes)
         return len(due) == BATCH
 

@@ -65,10 +65,15 @@ CHANGES = {change.kind: change for change in (BANDWIDTH, TRAFFIC_PACKAGE)}
 
 
 def upgrade_quote(
-    change: Change, row: Any, facts: InstanceFacts, current: int, target: int, now: int
+    change: Change,
+    prices: PriceList,
+    row: Any,
+    facts: InstanceFacts,
+    current: int,
+    target: int,
+    now: int,
 ) -> Quote:
     """The prorated price of raising ``current`` to ``target`` for the rest of the period."""
-    prices = store.price_list(row)
     delta = change.billable(facts, target) - change.billable(facts, current)
     if delta <= 0 or row.expired_time is None or row.period_start is None:
         return Quote(Decimal("0.00"), Decimal("0.00"))
@@ -78,8 +83,7 @@ def upgrade_quote(
     return prorated_upgrade(prices, delta, change.month_price(prices), months, fraction)
 
 
-def hourly_rate(change: Change, row: Any, facts: InstanceFacts, value: int) -> Decimal:
-    prices = store.price_list(row)
+def hourly_rate(change: Change, prices: PriceList, facts: InstanceFacts, value: int) -> Decimal:
     return change.billable(facts, value) * change.hour_price(prices)
 
 
@@ -98,7 +102,8 @@ def execute(
     number = orders.new_order_number()
     amount = 0
     if plan is Plan.NOW_CHARGED:
-        amount = upgrade_quote(change, row, facts, current, target, ctx.now).cents
+        prices = store.offering_prices(ctx.tx, row)
+        amount = upgrade_quote(change, prices, row, facts, current, target, ctx.now).cents
         if amount > 0:
             entry = ledger.Entry(
                 kind=ledger.CHARGE,

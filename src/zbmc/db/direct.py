@@ -49,18 +49,24 @@ class _Compiled:
     binds: tuple[_Bind, ...]
     row_type: Callable[..., Any] | None
     processors: tuple[tuple[int, Processor], ...]
-    # The usual case on SQLite: every parameter named, none with a bind processor. Then the
-    # arguments are the parameters in order, picked in C (set from the binds).
+    # The usual case on SQLite: no bind processor. Then the arguments are the parameters in
+    # order, picked in C (set from the binds); the statement's literals are merged in last, so
+    # a parameter can never replace one.
     pick: Callable[[Params], Sequence[Any]] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         names = [b.name for b in self.binds]
-        if not names or not self.positional:
+        if not names or not self.positional or any(b.process for b in self.binds):
             return
-        if all(b.required and b.process is None for b in self.binds):
-            one = len(names) == 1
-            pick = (lambda params: (params[names[0]],)) if one else operator.itemgetter(*names)
-            object.__setattr__(self, "pick", pick)
+        get: Callable[[Params], Sequence[Any]]
+        if len(names) == 1:
+            name = names[0]
+            get = lambda params: (params[name],)  # noqa: E731
+        else:
+            get = operator.itemgetter(*names)
+        literals = {b.name: b.default for b in self.binds if not b.required}
+        pick = (lambda params: get({**params, **literals})) if literals else get
+        object.__setattr__(self, "pick", pick)
 
     def args(self, params: Params) -> Sequence[Any] | dict[str, Any]:
         if self.pick is not None:

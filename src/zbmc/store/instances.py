@@ -20,43 +20,121 @@ DEFAULT_MAXIMUM_PACKAGE_GB = 1_000_000  # 1000 TB when no offering says otherwis
 _UNUSED = ("zone_id", "instance_type_id", "instance_charge_types", "internet_charge_types", "qty")
 _OFFERING_COLUMNS = [c.label(f"offer_{c.name}") for c in offerings.c if c.name not in _UNUSED]
 
+_WITH_CATALOGUE = instances.join(
+    instance_types, instance_types.c.instance_type_id == instances.c.instance_type_id
+).outerjoin(
+    offerings,
+    and_(
+        offerings.c.zone_id == instances.c.zone_id,
+        offerings.c.instance_type_id == instances.c.instance_type_id,
+    ),
+)
 INSTANCE_WITH_CATALOGUE = select(
     *(c for c in instances.c if c.name != "tags"),
     instance_types.c.is_ha,
     instance_types.c.maximum_bandwidth.label("type_maximum_bandwidth"),
     offerings.c.zone_id.label("offer_zone_id"),
     *_OFFERING_COLUMNS,
-).select_from(
-    instances.join(
-        instance_types, instance_types.c.instance_type_id == instances.c.instance_type_id
-    ).outerjoin(
-        offerings,
-        and_(
-            offerings.c.zone_id == instances.c.zone_id,
-            offerings.c.instance_type_id == instances.c.instance_type_id,
-        ),
+).select_from(_WITH_CATALOGUE)
+
+
+_PRICE_NAMES = (
+    "discount",
+    "instance_month",
+    "instance_hour",
+    "bandwidth_month",
+    "bandwidth_hour",
+    "traffic_tb_month",
+    "traffic_tb_hour",
+    "overage_gb",
+)
+_LIMIT_NAMES = (
+    "maximum_bandwidth_out",
+    "default_bandwidth_out",
+    "default_traffic_package_gb",
+    "maximum_traffic_package_gb",
+)
+# What the change actions (ModifyInstanceBandwidth, ModifyInstanceTrafficPackage) read: the
+# instance's state and the limits of ``facts``, without the descriptive columns and the prices.
+# On SQLite every column read costs about 0.15 µs, and this is half the columns of the full
+# load (6.5 instead of 11.4 µs); a charged upgrade reads its prices with ``offering_prices``.
+_CHANGE_NAMES = (
+    "instance_id",
+    "tenant_id",
+    "zone_id",
+    "instance_type_id",
+    "status",
+    "instance_charge_type",
+    "internet_charge_type",
+    "bandwidth",
+    "traffic_package_gb",
+    "period_start",
+    "expired_time",
+    "bw_status",
+    "bw_pending",
+    "bw_order",
+    "tp_status",
+    "tp_pending_gb",
+    "tp_order",
+)
+_FOR_CHANGE = select(
+    *(instances.c[name] for name in _CHANGE_NAMES),
+    instance_types.c.is_ha,
+    instance_types.c.maximum_bandwidth.label("type_maximum_bandwidth"),
+    offerings.c.zone_id.label("offer_zone_id"),
+    *(offerings.c[name].label(f"offer_{name}") for name in _LIMIT_NAMES),
+).select_from(_WITH_CATALOGUE)
+
+
+def _by_id(query: Any) -> Any:
+    return query.where(
+        instances.c.instance_id == bindparam("instance_id"),
+        instances.c.tenant_id == bindparam("tenant_id"),
+    )
+
+
+# The request path's statements, precompiled (zbmc.db.direct).
+_LOAD = Statement(_by_id(INSTANCE_WITH_CATALOGUE))
+_LOAD_LOCKED = Statement(_by_id(INSTANCE_WITH_CATALOGUE).with_for_update(of=instances))
+_LOAD_FOR_CHANGE = Statement(_by_id(_FOR_CHANGE).with_for_update(of=instances))
+_PRICES = Statement(
+    select(
+        offerings.c.zone_id.label("offer_zone_id"),
+        *(offerings.c[name].label(f"offer_{name}") for name in _PRICE_NAMES),
+    ).where(
+        offerings.c.zone_id == bindparam("zone_id"),
+        offerings.c.instance_type_id == bindparam("instance_type_id"),
     )
 )
-
-
-_BY_ID = INSTANCE_WITH_CATALOGUE.where(
-    instances.c.instance_id == bindparam("instance_id"),
-    instances.c.tenant_id == bindparam("tenant_id"),
-)
-# The request path's statements, precompiled (zbmc.db.direct).
-_LOAD = Statement(_BY_ID)
-_LOAD_LOCKED = Statement(_BY_ID.with_for_update(of=instances))
 _UPDATE = instances.update().where(instances.c.instance_id == bindparam("target_instance_id"))
 
 
 def load(db: Db, tenant_id: str, instance_id: str, *, lock: bool) -> Any:
     """An instance of this tenant with its type and offering (a row with attribute access);
     other tenants' ids are not found."""
-    params = {"instance_id": instance_id, "tenant_id": tenant_id}
-    row = Tx.of(db).first(_LOAD_LOCKED if lock else _LOAD, params)
+    return _found(db, _LOAD_LOCKED if lock else _LOAD, tenant_id, instance_id)
+
+
+def load_for_change(db: Db, tenant_id: str, instance_id: str) -> Any:
+    """Like ``load(..., lock=True)``, with only what ``facts`` and ``zbmc.billing.changes``
+    read (no prices: ``offering_prices``)."""
+    return _found(db, _LOAD_FOR_CHANGE, tenant_id, instance_id)
+
+
+def _found(db: Db, statement: Statement, tenant_id: str, instance_id: str) -> Any:
+    row = Tx.of(db).first(statement, {"instance_id": instance_id, "tenant_id": tenant_id})
     if row is None:
         raise InstanceNotFound(instance_id=instance_id)
     return row
+
+
+def offering_prices(db: Db, row: Any) -> PriceList:
+    """The price list of the instance's offering (``row``: any load of the instance)."""
+    params = {"zone_id": row.zone_id, "instance_type_id": row.instance_type_id}
+    offering = Tx.of(db).first(_PRICES, params)
+    if offering is None:
+        raise InstanceTypeZoneNoSell(instance_type_id=row.instance_type_id, zone_id=row.zone_id)
+    return price_list(offering)
 
 
 def facts(row: Any) -> InstanceFacts:
@@ -86,21 +164,7 @@ def facts(row: Any) -> InstanceFacts:
 def price_list(row: Any) -> PriceList:
     if row.offer_zone_id is None:
         raise InstanceTypeZoneNoSell(instance_type_id=row.instance_type_id, zone_id=row.zone_id)
-    return PriceList.from_strings(
-        **{
-            name: getattr(row, f"offer_{name}")
-            for name in (
-                "discount",
-                "instance_month",
-                "instance_hour",
-                "bandwidth_month",
-                "bandwidth_hour",
-                "traffic_tb_month",
-                "traffic_tb_hour",
-                "overage_gb",
-            )
-        }
-    )
+    return PriceList.from_strings(**{name: getattr(row, f"offer_{name}") for name in _PRICE_NAMES})
 
 
 # The worker's searches, precompiled (zbmc.db.direct): they run on every tick.

@@ -38,7 +38,7 @@ class InquiryPriceInstanceBandwidthResponse(WireModel):
 )
 def modify_instance_bandwidth(ctx: Context, req: ModifyInstanceBandwidthRequest) -> OrderResponse:
     """Change the outbound bandwidth cap (seed: ModifyInstanceBandwidth)."""
-    row = store.load(ctx.tx, ctx.tenant_id, req.instance_id, lock=True)
+    row = store.load_for_change(ctx.tx, ctx.tenant_id, req.instance_id)
     facts = store.facts(row)
     plan = plan_bandwidth(facts, req.bandwidth_out_mbps)
     number = changes.execute(
@@ -73,12 +73,12 @@ def inquiry_price_instance_bandwidth(
     if target <= facts.free_bandwidth:
         return InquiryPriceInstanceBandwidthResponse(bandwidth_price=[])
     if facts.instance_charge_type == POSTPAID:
-        rate = changes.hourly_rate(changes.BANDWIDTH, row, facts, target)
+        rate = changes.hourly_rate(changes.BANDWIDTH, prices, facts, target)
         return InquiryPriceInstanceBandwidthResponse(
             bandwidth_price=[hourly_item(prices, rate, "Mbps")]
         )
     current = facts.bandwidth
-    quote = changes.upgrade_quote(changes.BANDWIDTH, row, facts, current, target, ctx.now)
+    quote = changes.upgrade_quote(changes.BANDWIDTH, prices, row, facts, current, target, ctx.now)
     return InquiryPriceInstanceBandwidthResponse(
         bandwidth_price=[prepaid_item(prices, quote, "Mbps")]
     )

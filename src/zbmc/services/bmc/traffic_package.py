@@ -43,7 +43,7 @@ def modify_instance_traffic_package(
     ctx: Context, req: ModifyInstanceTrafficPackageRequest
 ) -> OrderResponse:
     """Change the traffic package size (seed: ModifyInstanceTrafficPackage)."""
-    row = store.load(ctx.tx, ctx.tenant_id, req.instance_id, lock=True)
+    row = store.load_for_change(ctx.tx, ctx.tenant_id, req.instance_id)
     facts = store.facts(row)
     plan, target = plan_traffic_package(facts, req.traffic_package_size)
     current = facts.package_gb or 0
@@ -68,10 +68,12 @@ def inquiry_price_instance_traffic_package(
     prices = store.price_list(row)
     target = check_package_size(facts, req.traffic_package_size)
     if facts.instance_charge_type == POSTPAID:
-        rate = changes.hourly_rate(changes.TRAFFIC_PACKAGE, row, facts, target)
+        rate = changes.hourly_rate(changes.TRAFFIC_PACKAGE, prices, facts, target)
         package = hourly_item(prices, rate, "TB")
     else:
-        quote = changes.upgrade_quote(changes.TRAFFIC_PACKAGE, row, facts, current, target, ctx.now)
+        quote = changes.upgrade_quote(
+            changes.TRAFFIC_PACKAGE, prices, row, facts, current, target, ctx.now
+        )
         package = prepaid_item(prices, quote, "TB")
     return InquiryPriceInstanceTrafficPackageResponse(
         traffic_package_price=[package, overage_item(prices)]

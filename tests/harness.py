@@ -240,6 +240,24 @@ class Stack:
         method: str = "POST",
     ) -> requests.Response:
         """A hand-made request, signed like the SDK signs unless ``key`` is None."""
+        sent, data = self.prepared(
+            body, action=action, version=version, key=key, timestamp=timestamp, headers=headers
+        )
+        return requests.request(
+            method, f"http://{self.host}{path}", data=data, headers=sent, timeout=30
+        )
+
+    def prepared(
+        self,
+        body: bytes | str | dict[str, Any],
+        *,
+        action: str | None = "DescribeZones",
+        version: str | None = V2026,
+        key: tuple[str, str] | None = None,
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[dict[str, str], bytes]:
+        """The headers and body of ``raw``'s request."""
         if isinstance(body, dict):
             body = json.dumps(body)
         data = body.encode() if isinstance(body, str) else body
@@ -258,9 +276,7 @@ class Stack:
                 f"Signature={signature}"
             )
         sent.update(headers or {})
-        return requests.request(
-            method, f"http://{self.host}{path}", data=data, headers=sent, timeout=30
-        )
+        return sent, data
 
 
 def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:

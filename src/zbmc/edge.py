@@ -25,6 +25,7 @@ from zbmc.errors import (
     RequestLimitExceeded,
 )
 from zbmc.pipeline import Call, Outcome, Pipeline, error_outcome, new_request_id
+from zbmc.writes import hold
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -115,9 +116,14 @@ class Batcher:
             # request may be left waiting
             log.exception("a batch of %d requests failed", len(calls))
             outcomes = [error_outcome(call.request_id, InternalServerError()) for call in calls]
+        # The handlers resume in this order in the next turn, and the release runs after them
+        # all: their responses leave back to back (zbmc.writes).
+        held = hold()
+        held.start()
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():  # the client went away (the handler was cancelled)
                 future.set_result(outcome)
+        asyncio.get_running_loop().call_soon(held.release)
 
 
 class Edge:

@@ -24,6 +24,7 @@ from zbmc.metrics import MULTIPROC_ENV, reset_multiprocess_dir, scrape_registry
 from zbmc.ratelimit import parse_policy
 from zbmc.settings import Settings, load_settings
 from zbmc.worker import TickReport
+from zbmc.writes import HoldingHttpToolsProtocol
 
 
 def settings_from(data_dir: Path | None, **overrides: object) -> Settings:
@@ -124,6 +125,7 @@ def serve(
             log_config=None,
             access_log=False,
             server_header=False,  # no `server: uvicorn` on every response
+            http=HoldingHttpToolsProtocol,  # a batch's responses leave back to back (zbmc.writes)
             timeout_graceful_shutdown=30,
         )
 

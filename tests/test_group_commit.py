@@ -216,3 +216,49 @@ def test_an_api_error_after_its_writes_leaves_none_of_them(
     assert bandwidth_status(stack, ids[2]) == ("Processing", 100)
     kept = {o["instanceId"] for o in tenant.orders() if o["kind"] == "BANDWIDTH"}
     assert kept == {ids[0], ids[2]}
+
+
+def test_calls_of_several_keys_in_one_batch_each_authenticate_as_their_own(
+    stack: Stack, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The access key read once per shared transaction (``Pipeline._shared``) is per key id:
+    another tenant's calls, a wrong secret for a key already read, an unknown and a revoked key
+    in the same batch each get the outcome they would get alone."""
+    mine, theirs, revoked = stack.tenant(), stack.tenant(), stack.tenant()
+    my_instance = mine.instance(instance_charge_type="POSTPAID")
+    their_instance = theirs.instance(instance_charge_type="POSTPAID")
+    stack.admin.run("key", "revoke", revoked.access_key_id)
+    unknown = dataclasses.replace(mine, access_key_id="no-such-key")
+    opened = count_transactions(pipeline, monkeypatch)
+    outcomes = pipeline.handle_batch(
+        [
+            modify(mine, my_instance, 150),
+            modify(theirs, my_instance, 200),  # not their instance
+            modify(mine, my_instance, 300, secret="not-the-password"),
+            modify(theirs, their_instance, 150),
+            modify(unknown, my_instance, 200),
+            modify(revoked, my_instance, 200),
+            call(mine, "DescribeZones", {}),  # not a direct action: its own transaction
+        ]
+    )
+    assert [o.code for o in outcomes] == [
+        "OK",
+        "INVALID_INSTANCE_NOT_FOUND",
+        "AUTHFAILURE_SIGNATURE_FAILURE",
+        "OK",
+        "AUTHFAILURE_INVALID_AUTHORIZATION",
+        "AUTHFAILURE_INVALID_AUTHORIZATION",
+        "OK",
+    ]
+    assert [o.tenant_id for o in outcomes] == [
+        mine.tenant_id,
+        theirs.tenant_id,
+        None,
+        theirs.tenant_id,
+        None,
+        None,
+        mine.tenant_id,
+    ]
+    assert opened == ([True] if stack.backend == "sqlite" else [True] * 6)
+    assert bandwidth_status(stack, my_instance) == ("Processing", 100)
+    assert bandwidth_status(stack, their_instance) == ("Processing", 100)

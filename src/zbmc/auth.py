@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select
 
@@ -46,12 +46,20 @@ _TOKEN = Statement(
 )
 
 
+# Access key rows (or None: unknown or revoked) already read in the current transaction, by key
+# id; see ``Pipeline._shared``.
+KeyMemo = dict[str, Any]
+
+
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def authenticate(db: Db, cred: Credentials, wall_now: int, window: int) -> Caller:
-    """Return a valid caller or raise a 401 error."""
+def authenticate(
+    db: Db, cred: Credentials, wall_now: int, window: int, keys: KeyMemo | None = None
+) -> Caller:
+    """Return a valid caller or raise a 401 error. ``keys``: the access keys this transaction
+    has read already (filled in here)."""
     tx = Tx.of(db)
     header = (cred.authorization or "").strip()
     if not header:
@@ -67,7 +75,13 @@ def authenticate(db: Db, cred: Credentials, wall_now: int, window: int) -> Calle
         raise InvalidAuthorization(detail="X-ZC-Timestamp must be Unix seconds")
     if abs(int(timestamp) - wall_now) > window:
         raise SignatureExpired(window=window)
-    key = tx.first(_KEY, {"key_id": parsed.access_key_id})
+    key_id = parsed.access_key_id
+    if keys is None:
+        key = tx.first(_KEY, {"key_id": key_id})
+    elif key_id in keys:
+        key = keys[key_id]
+    else:
+        key = keys[key_id] = tx.first(_KEY, {"key_id": key_id})
     if key is None:
         raise InvalidAuthorization(detail="the access key is unknown or revoked")
     expected = sign(key.secret, cred.content_type, cred.host, timestamp, cred.body)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from zbmc.auth import Credentials, authenticate
+from zbmc.auth import Credentials, KeyMemo, authenticate
 from zbmc.clock import Clock
 from zbmc.context import Context
 from zbmc.db.direct import DirectDb, Tx
@@ -64,11 +64,12 @@ def new_request_id() -> str:
     return f"T{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+# Built once: json.dumps with any non-default option builds an encoder per call (0.6 µs).
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def error_body(request_id: str, error: ApiError) -> bytes:
-    return json.dumps(
-        {"requestId": request_id, "code": error.code, "message": error.message},
-        ensure_ascii=False,
-    ).encode()
+    return _ENCODE({"requestId": request_id, "code": error.code, "message": error.message}).encode()
 
 
 def error_outcome(request_id: str, error: ApiError, tenant_id: str | None = None) -> Outcome:
@@ -183,10 +184,12 @@ class Pipeline:
     def close(self) -> None:
         self.direct.close()
 
-    def _context(self, tx: Tx, conn: Connection | None, call: Call, version: str) -> Context:
+    def _context(
+        self, tx: Tx, conn: Connection | None, call: Call, version: str, keys: KeyMemo | None
+    ) -> Context:
         """Who calls (or a 401) and the billing time, inside the request's transaction."""
         window = self.settings.signature_window_seconds
-        caller = authenticate(tx, call.credentials, self.clock.wall(), window)
+        caller = authenticate(tx, call.credentials, self.clock.wall(), window, keys)
         now = self.clock.at(caller.clock_mode, caller.clock_offset)
         return Context(tx, caller.tenant_id, now, version, self.settings, conn)
 
@@ -201,18 +204,20 @@ class Pipeline:
             raise InvalidAction(action=call.action)
         return _Prepared(call, spec, version, validate(spec, decode_body(call.credentials.body)))
 
-    def _respond(self, tx: Tx, conn: Connection | None, p: _Prepared) -> Outcome:
+    def _respond(
+        self, tx: Tx, conn: Connection | None, p: _Prepared, keys: KeyMemo | None = None
+    ) -> Outcome:
         """Authenticate and run the handler in the open transaction; the success outcome."""
         tenant_id: str | None = None
         try:
-            ctx = self._context(tx, conn, p.call, p.version)
+            ctx = self._context(tx, conn, p.call, p.version, keys)
             tenant_id = ctx.tenant_id
             response = p.spec.handler(ctx, p.request)
         except ApiError as error:
             raise _Failed(error, tenant_id) from None
         request_id = p.call.request_id
         data = {"requestId": request_id, **to_wire(response, p.version)}
-        body = json.dumps({"requestId": request_id, "response": data}, ensure_ascii=False)
+        body = _ENCODE({"requestId": request_id, "response": data})
         return Outcome(200, body.encode(), "OK", tenant_id)
 
     def _run(self, p: _Prepared) -> Outcome:
@@ -273,12 +278,16 @@ class Pipeline:
 
     def _shared(self, batch: list[_Prepared]) -> list[Outcome]:
         outcomes = []
+        # The calls of a batch mostly use the same access key: it is read once per transaction
+        # (nothing on the request path writes access keys or the clock, and the transaction
+        # holds SQLite's write lock, so a second read would find the same row).
+        keys: KeyMemo = {}
         with self.direct.transaction(write=any(p.spec.write for p in batch)) as tx:
             run = tx.dbapi.execute
             for prepared in batch:
                 run("SAVEPOINT request")
                 try:
-                    outcome = self._respond(tx, None, prepared)
+                    outcome = self._respond(tx, None, prepared, keys)
                 except _Failed as failed:
                     run("ROLLBACK TO request")
                     outcome = error_outcome(

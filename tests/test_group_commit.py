@@ -1,5 +1,6 @@
 """Group commit (``Pipeline.handle_batch``): calls that arrive together share one SQLite
-transaction, one savepoint each, and every call gets exactly the outcome it would have alone.
+transaction, and every call gets exactly the outcome it would have alone (an API error before
+any change is its answer; one after a change makes the batch run again call by call).
 
 Driven in process, with calls signed as the SDK signs them, against a migrated database of
 each backend (on PostgreSQL the calls of a batch run one by one)."""
@@ -131,7 +132,9 @@ def test_calls_that_arrive_together_share_one_commit(
     assert opened == ([True] if stack.backend == "sqlite" else [True] * 5)
 
 
-def test_an_api_error_rolls_back_its_own_call_only(stack: Stack, pipeline: Pipeline) -> None:
+def test_an_api_error_rolls_back_its_own_call_only(
+    stack: Stack, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tenant = stack.tenant(balance="0")
     first, second = (tenant.instance(bandwidth=100) for _ in range(2))  # PREPAID
     postpaid = tenant.instance(instance_charge_type="POSTPAID")
@@ -149,7 +152,10 @@ def test_an_api_error_rolls_back_its_own_call_only(stack: Stack, pipeline: Pipel
         modify(tenant, postpaid, 250),  # the one before left it Processing: refused
         modify(tenant, "no-such-instance", 200),
     ]
+    opened = count_transactions(pipeline, monkeypatch)
     outcomes = pipeline.handle_batch(batch)
+    # every error came before its call changed anything: the batch kept its one transaction
+    assert opened == ([True] if stack.backend == "sqlite" else [True] * len(batch))
     codes = [o.code for o in outcomes]
     assert codes[0] == "OK"
     assert codes[3] == "OK"
@@ -211,7 +217,8 @@ def test_an_api_error_after_its_writes_leaves_none_of_them(
     opened = count_transactions(pipeline, monkeypatch)
     outcomes = pipeline.handle_batch([modify(tenant, i, 150) for i in ids])
     assert [o.code for o in outcomes] == ["OK", "OPERATION_DENIED_INSTANCE_NOT_RUNNING", "OK"]
-    assert opened == ([True] if stack.backend == "sqlite" else [True] * 3)
+    # SQLite: the shared transaction is rolled back, then every call runs on its own
+    assert opened == ([True] * 4 if stack.backend == "sqlite" else [True] * 3)
     assert bandwidth_status(stack, ids[1]) == ("Enable", 100)
     assert bandwidth_status(stack, ids[2]) == ("Processing", 100)
     kept = {o["instanceId"] for o in tenant.orders() if o["kind"] == "BANDWIDTH"}

@@ -27,8 +27,10 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
     run_worker: bool = True  # background worker thread in each API process
-    # SQLite: requests ready at the same moment share one commit (docs/performance.md)
+    # SQLite: requests ready at the same moment share one commit (docs/performance.md), and
+    # under concurrent load a batch waits up to this long for the requests on their way
     group_commit: bool = True
+    group_commit_wait_seconds: float = 0.0005
     rate_limit: str | None = None  # e.g. "20/s,burst=40"; None = no default limit
     rate_limit_actions: str | None = None  # e.g. "ModifyInstanceBandwidth=5/s"
     # Shares rate-limit buckets across processes; may carry a password, so not in repr.
@@ -84,6 +86,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("SIGNATURE_WINDOW_SECONDS", int),
         ("WORKER_INTERVAL_SECONDS", float),
         ("DRIVER_DELAY_SECONDS", float),
+        ("GROUP_COMMIT_WAIT_SECONDS", float),
     ):
         raw = _get(env, name)
         if raw is not None:
@@ -92,6 +95,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             except ValueError as exc:
                 raise ValueError(f"ZBMC_{name} must be a number, got {raw!r}") from exc
     settings = base.with_overrides(**values)
+    if not 0 <= settings.group_commit_wait_seconds <= 0.1:
+        raise ValueError("ZBMC_GROUP_COMMIT_WAIT_SECONDS must be between 0 and 0.1")
     if settings.clock not in ("system", "simulated"):
         raise ValueError(f"ZBMC_CLOCK must be 'system' or 'simulated', got {settings.clock!r}")
     if settings.log_format not in ("text", "json"):

@@ -1,0 +1,123 @@
+"""The batcher's wait (``zbmc.edge.Batcher``): under concurrent load a small batch waits for the
+requests on their way, as many as the largest recent batch held; a lone client never waits.
+
+Driven on a real event loop with a stand-in pipeline that records the batches it is given. The
+waits used are either 60 s (a batch that waited when it should not would hang: each test has a
+5 s guard) or short enough for the test to end."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, cast
+
+import pytest
+
+from zbmc.edge import MAX_BATCH, Batcher
+from zbmc.pipeline import Outcome, Pipeline
+from zbmc.settings import Settings, load_settings
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def handle_batch(self, calls: list[Any]) -> list[Outcome]:
+        self.batches.append(list(calls))
+        return [Outcome(200, call.encode(), "OK") for call in calls]
+
+
+def run(main: Awaitable[None]) -> None:
+    async def guarded() -> None:
+        await asyncio.wait_for(main, timeout=5)
+
+    asyncio.run(guarded())
+
+
+async def together(batcher: Batcher, *names: str) -> list[Outcome]:
+    """Calls submitted in the same turn of the event loop."""
+    return list(await asyncio.gather(*(batcher.submit(cast(Any, name)) for name in names)))
+
+
+async def turns(count: int) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+def test_a_small_batch_under_load_waits_for_as_many_as_the_last_batches_held() -> None:
+    recorder = Recorder()
+    batcher = Batcher(cast(Pipeline, recorder), wait=60)
+
+    async def main() -> None:
+        await together(batcher, "a", "b", "c")
+        first = asyncio.ensure_future(batcher.submit(cast(Any, "d")))
+        await turns(3)  # d waits: the last batch held three
+        second = asyncio.ensure_future(batcher.submit(cast(Any, "e")))
+        await turns(3)
+        third = asyncio.ensure_future(batcher.submit(cast(Any, "f")))
+        outcomes = await asyncio.gather(first, second, third)
+        assert [o.body for o in outcomes] == [b"d", b"e", b"f"]
+
+    run(main())
+    assert recorder.batches == [["a", "b", "c"], ["d", "e", "f"]]
+
+
+def test_a_lone_client_never_waits() -> None:
+    recorder = Recorder()
+    batcher = Batcher(cast(Pipeline, recorder), wait=60)
+
+    async def main() -> None:
+        for name in ("a", "b", "c"):
+            assert (await batcher.submit(cast(Any, name))).body == name.encode()
+
+    run(main())
+    assert recorder.batches == [["a"], ["b"], ["c"]]
+
+
+def test_the_wait_ends_after_its_time_and_without_it_nothing_waits() -> None:
+    for wait, expected in ((0.01, [["a", "b", "c"], ["d"]]), (0.0, [["a", "b", "c"], ["d"]])):
+        recorder = Recorder()
+        batcher = Batcher(cast(Pipeline, recorder), wait=wait)
+
+        async def main(batcher: Batcher = batcher) -> None:
+            await together(batcher, "a", "b", "c")
+            assert (await batcher.submit(cast(Any, "d"))).body == b"d"  # nobody else comes
+
+        run(main())
+        assert recorder.batches == expected
+
+
+def test_without_the_wait_calls_of_later_turns_form_their_own_batches() -> None:
+    recorder = Recorder()
+    batcher = Batcher(cast(Pipeline, recorder), wait=0.0)
+
+    async def main() -> None:
+        await together(batcher, "a", "b", "c")
+        first = asyncio.ensure_future(batcher.submit(cast(Any, "d")))
+        await turns(3)
+        second = asyncio.ensure_future(batcher.submit(cast(Any, "e")))
+        await asyncio.gather(first, second)
+
+    run(main())
+    assert recorder.batches == [["a", "b", "c"], ["d"], ["e"]]
+
+
+def test_a_batch_never_exceeds_the_maximum_and_the_rest_runs_next() -> None:
+    recorder = Recorder()
+    batcher = Batcher(cast(Pipeline, recorder), wait=0.01)  # the rest waits for up to 64
+    names = [f"c{i}" for i in range(MAX_BATCH + 5)]
+
+    async def main() -> None:
+        outcomes = await together(batcher, *names)
+        assert [o.body.decode() for o in outcomes] == names
+
+    run(main())
+    assert [len(batch) for batch in recorder.batches] == [MAX_BATCH, 5]
+
+
+def test_the_wait_is_a_setting_with_bounds() -> None:
+    assert Settings().group_commit_wait_seconds == 0.0005
+    assert load_settings({"ZBMC_GROUP_COMMIT_WAIT_SECONDS": "0"}).group_commit_wait_seconds == 0
+    for bad in ("-1", "0.5", "soon"):
+        with pytest.raises(ValueError, match="ZBMC_GROUP_COMMIT_WAIT_SECONDS"):
+            load_settings({"ZBMC_GROUP_COMMIT_WAIT_SECONDS": bad})

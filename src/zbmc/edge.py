@@ -98,9 +98,9 @@ class Batcher:
     waits, at most ``wait`` seconds from its first call, for the requests on their way (the
     idea of PostgreSQL's ``commit_delay``): the run is put back on the event loop's ready queue
     (``call_soon``), so the loop keeps reading the connections meanwhile and what arrives joins
-    the batch. A commit and the per-batch work cost about as much as two requests, and under
-    concurrent load about a third of the batches held one to three requests
-    (docs/performance.md). A lone client never waits: its batches all hold one request.
+    the batch. A commit and the per-batch work cost about as much as two requests, and with 16
+    concurrent clients half of the batches held one to three requests (with the wait: nearly
+    all hold 16; docs/performance.md). A lone client never waits: its batches all hold one.
     """
 
     def __init__(self, pipeline: Pipeline, wait: float = 0.0) -> None:

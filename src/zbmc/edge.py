@@ -145,10 +145,12 @@ class Batcher:
         # all: their responses leave back to back (zbmc.writes).
         held = hold()
         held.start()
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if not future.done():  # the client went away (the handler was cancelled)
-                future.set_result(outcome)
-        loop.call_soon(held.release)
+        try:
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():  # the client went away (the handler was cancelled)
+                    future.set_result(outcome)
+        finally:  # a hold left on would keep every later response of this loop waiting
+            loop.call_soon(held.release)
 
 
 class Edge:

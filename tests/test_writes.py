@@ -11,8 +11,9 @@ import threading
 from typing import Any, cast
 
 from tests.harness import Stack, Tenant
+from tests.test_batcher import Recorder
 from zbmc.edge import Batcher
-from zbmc.pipeline import Outcome, Pipeline
+from zbmc.pipeline import Pipeline
 from zbmc.writes import HeldTransport, Hold, hold
 
 # --- the transport wrapper, against a recording transport --------------------------------------
@@ -123,19 +124,8 @@ def test_each_thread_has_its_own_hold() -> None:
     assert theirs[0] is not mine
 
 
-class _Pipeline:
-    """What the Batcher needs of a pipeline: outcomes for a batch of calls."""
-
-    def __init__(self) -> None:
-        self.batches: list[int] = []
-
-    def handle_batch(self, calls: list[Any]) -> list[Outcome]:
-        self.batches.append(len(calls))
-        return [Outcome(200, f"body of {call}".encode(), "OK") for call in calls]
-
-
 def test_a_batch_s_handlers_write_into_one_hold_released_after_the_last_of_them() -> None:
-    pipeline = _Pipeline()
+    pipeline = Recorder()  # outcomes whose body is the call
     batcher = Batcher(cast(Pipeline, pipeline))
     reals = [Recording() for _ in range(3)]
     seen_by_handlers: list[list[bytes]] = []
@@ -152,11 +142,9 @@ def test_a_batch_s_handlers_write_into_one_hold_released_after_the_last_of_them(
         await asyncio.sleep(0)  # the release runs after the last handler
 
     asyncio.run(main())
-    assert pipeline.batches == [3]
+    assert pipeline.batches == [["call-0", "call-1", "call-2"]]
     assert seen_by_handlers == [[], [], []]
-    assert [real.writes for real in reals] == [
-        [f"head|body of call-{i}".encode()] for i in range(3)
-    ]
+    assert [real.writes for real in reals] == [[f"head|call-{i}".encode()] for i in range(3)]
     assert hold().holding is None
 
 

@@ -123,8 +123,8 @@ class Batcher:
         loop = asyncio.get_running_loop()
         count = min(len(self._pending), MAX_BATCH)
         if (
-            count < max(self._recent)
-            and self.wait
+            self.wait
+            and count < max(self._recent)
             and time.perf_counter() - self._first < self.wait
         ):
             loop.call_soon(self._run)  # after the handlers of what arrived meanwhile

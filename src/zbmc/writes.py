@@ -63,14 +63,13 @@ class HeldTransport(asyncio.Transport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         holding = self._hold.holding
-        if holding is None and not self._pending:
+        if holding is None:
+            self.flush()  # nothing is pending: a release flushes every transport it held
             self._real.write(data)
             return
-        if not self._pending and holding is not None:
+        if not self._pending:
             holding.append(self)
         self._pending.append(bytes(data))
-        if holding is None:  # not held any more (cannot happen: a release flushes)
-            self.flush()
 
     def flush(self) -> None:
         if not self._pending:

@@ -29,11 +29,15 @@ _WITH_CATALOGUE = instances.join(
         offerings.c.instance_type_id == instances.c.instance_type_id,
     ),
 )
-INSTANCE_WITH_CATALOGUE = select(
-    *(c for c in instances.c if c.name != "tags"),
+# What ``facts`` reads of the instance type and the offering, in every load.
+_CATALOGUE_FACTS = (
     instance_types.c.is_ha,
     instance_types.c.maximum_bandwidth.label("type_maximum_bandwidth"),
     offerings.c.zone_id.label("offer_zone_id"),
+)
+INSTANCE_WITH_CATALOGUE = select(
+    *(c for c in instances.c if c.name != "tags"),
+    *_CATALOGUE_FACTS,
     *_OFFERING_COLUMNS,
 ).select_from(_WITH_CATALOGUE)
 
@@ -79,9 +83,7 @@ _CHANGE_NAMES = (
 )
 _FOR_CHANGE = select(
     *(instances.c[name] for name in _CHANGE_NAMES),
-    instance_types.c.is_ha,
-    instance_types.c.maximum_bandwidth.label("type_maximum_bandwidth"),
-    offerings.c.zone_id.label("offer_zone_id"),
+    *_CATALOGUE_FACTS,
     *(offerings.c[name].label(f"offer_{name}") for name in _LIMIT_NAMES),
 ).select_from(_WITH_CATALOGUE)
 

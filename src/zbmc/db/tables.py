@@ -172,7 +172,22 @@ instances = Table(
     Column("traffic_cycle_start", BigInteger, nullable=True),  # package period being consumed
     Column("overage_billed_gb", BigInteger, nullable=False, server_default="0"),
     Column("recycled_at", BigInteger, nullable=True),
+    # creation settings kept for DescribeInstances and reinstalls (spec instances.md §6, §10)
+    Column("ipxe_url", String(1024), nullable=True),
+    Column("key_id", String(64), nullable=True),
+    Column("subnet_id", String(64), nullable=True),
+    Column("raid_config", JSON, nullable=True),
+    Column("partitions", JSON, nullable=True),
+    Column("nic", JSON, nullable=True),
+    Column("enable_gateway_mode", Boolean, nullable=False, server_default="0"),
+    # the host operation in progress (CREATE, START, STOP, REBOOT, INSTALL), carried out by the
+    # worker through the host driver: due at host_op_due, retried with backoff on failure
+    Column("host_op", String(16), nullable=True),
+    Column("host_op_due", BigInteger, nullable=True),
+    Column("host_op_attempts", Integer, nullable=False, server_default="0"),
+    Column("host_op_error", Text, nullable=True),
     Index("ix_instances_tenant", "tenant_id", "instance_id"),
+    Index("ix_instances_host_op_due", "host_op_due"),
     # the worker's searches for ended periods and hours to meter
     Index("ix_instances_expired_time", "expired_time"),
     Index("ix_instances_metered_until", "metered_until"),
@@ -243,4 +258,54 @@ traffic_samples = Table(
     Column("in_bytes", BigInteger, nullable=False),
     Column("out_bytes", BigInteger, nullable=False),
     Index("ix_traffic_samples_instance_ts", "instance_id", "ts"),
+)
+
+# Resource groups per tenant; every tenant also has the implicit default group.
+resource_groups = Table(
+    "resource_groups",
+    metadata,
+    Column("resource_group_id", String(64), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenants.tenant_id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Operator-configured address pools (a CIDR per pool, optionally per zone) and the addresses
+# handed out from them. ``addresses.address`` is the primary key: no address is ever held twice.
+address_pools = Table(
+    "address_pools",
+    metadata,
+    Column("pool_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # PUBLIC_IPV4 | PRIVATE_IPV4 | IPV6
+    Column("zone_id", String(40), nullable=True),  # None: every zone
+    Column("cidr", String(64), nullable=False),
+    Column("next_index", BigInteger, nullable=False, server_default="0"),  # next never-used host
+)
+
+addresses = Table(
+    "addresses",
+    metadata,
+    Column("address", String(64), primary_key=True),
+    Column("pool_id", String(64), ForeignKey("address_pools.pool_id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("instance_id", String(40), nullable=True),  # None: released, free to hand out again
+    Index("ix_addresses_instance", "instance_id"),
+    Index("ix_addresses_free", "pool_id", "instance_id"),
+)
+
+# Fault injection for tests (docs/behaviour.md): the next CREATE or INSTALL of a tenant, or of
+# one instance, ends in CREATE_FAILED / INSTALL_FAILED. Consumed by the worker when it fires.
+faults = Table(
+    "faults",
+    metadata,
+    Column(
+        "fault_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("tenant_id", String(40), nullable=True),
+    Column("instance_id", String(40), nullable=True),
+    Column("operation", String(16), nullable=False),  # CREATE | INSTALL
+    Column("created_at", BigInteger, nullable=False),
 )

@@ -151,6 +151,16 @@ class Stack:
     log_path: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     workers: int = 1  # API processes (`zbmc serve --workers N`)
+    tls_ca: Path | None = None  # served over HTTPS, with a certificate this CA issued
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls_ca is None else "https"
+
+    @property
+    def verify(self) -> str | bool:
+        """What ``requests`` (and the SDK's ``certification``) trusts for this stack."""
+        return True if self.tls_ca is None else str(self.tls_ca)
 
     @property
     def admin(self) -> Admin:
@@ -162,7 +172,7 @@ class Stack:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}/api/v2/bmc"
+        return f"{self.scheme}://{self.host}/api/v2/bmc"
 
     def engine(self) -> Engine:
         return create_db_engine(self.database_url)
@@ -189,9 +199,12 @@ class Stack:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {log_path.read_text()}")
             try:
-                if requests.get(f"http://{self.host}/healthz", timeout=1).status_code == 200:
+                health = requests.get(
+                    f"{self.scheme}://{self.host}/healthz", timeout=1, verify=self.verify
+                )
+                if health.status_code == 200:
                     return
-            except requests.ConnectionError:
+            except OSError:  # not listening yet (or, with TLS, its CA not written yet)
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"server did not start: {log_path.read_text()}")
@@ -216,7 +229,12 @@ class Stack:
 
         module = "v20260201" if version == V2026 else "v20221120"
         bmc = __import__(f"zenlayercloud.bmc.{module}.bmc_client", fromlist=["BmcClient"])
-        config = Config(scheme="http", domain=self.host, rate_limit_max_retries=0)
+        config = Config(
+            scheme=self.scheme,
+            domain=self.host,
+            rate_limit_max_retries=0,
+            certification=None if self.tls_ca is None else str(self.tls_ca),
+        )
         return bmc.BmcClient(Credential(key_id, password), config)
 
     def token_client(self, token: str, version: str = V2026) -> Any:
@@ -225,7 +243,12 @@ class Stack:
 
         module = "v20260201" if version == V2026 else "v20221120"
         bmc = __import__(f"zenlayercloud.bmc.{module}.bmc_client", fromlist=["BmcClient"])
-        return bmc.BmcClient(TokenCredential(token), Config(scheme="http", domain=self.host))
+        config = Config(
+            scheme=self.scheme,
+            domain=self.host,
+            certification=None if self.tls_ca is None else str(self.tls_ca),
+        )
+        return bmc.BmcClient(TokenCredential(token), config)
 
     def raw(
         self,
@@ -244,7 +267,12 @@ class Stack:
             body, action=action, version=version, key=key, timestamp=timestamp, headers=headers
         )
         return requests.request(
-            method, f"http://{self.host}{path}", data=data, headers=sent, timeout=30
+            method,
+            f"{self.scheme}://{self.host}{path}",
+            data=data,
+            headers=sent,
+            timeout=30,
+            verify=self.verify,
         )
 
     def prepared(

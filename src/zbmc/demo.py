@@ -69,14 +69,20 @@ def ensure_demo(conn: Connection, clock: Clock) -> DemoSetup:
     return DemoSetup(key, True)
 
 
-def snippet(key: AccessKey, host: str, port: int) -> str:
-    return f'''from zenlayercloud.common.config import Config
+def snippet(key: AccessKey, host: str, port: int, https: bool = False) -> str:
+    # With the development CA, the SDK is told to trust it (certification=...).
+    config = (
+        'scheme="https", certification=os.environ["SSL_CERT_FILE"]' if https else 'scheme="http"'
+    )
+    return (
+        ("import os\n" if https else "")
+        + f'''from zenlayercloud.common.config import Config
 from zenlayercloud.common.credential import Credential
 from zenlayercloud.bmc.v20260201 import bmc_client, models
 
 client = bmc_client.BmcClient(
     Credential("{key.access_key_id}", "{key.access_key_password}"),
-    Config(scheme="http", domain="{host}:{port}"),
+    Config({config}, domain="{host}:{port}"),
 )
 query = models.DescribeInstancesRequest()
 query.instanceName = "web-prepaid-bw"
@@ -84,3 +90,4 @@ instance = client.DescribeInstances(query).dataSet[0]
 change = models.ModifyInstanceBandwidthRequest()
 change.instanceId, change.bandwidthOutMbps = instance.instanceId, 150
 print("order", client.ModifyInstanceBandwidth(change).orderNumber)'''
+    )

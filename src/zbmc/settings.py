@@ -38,6 +38,10 @@ class Settings:
     redis_prefix: str = "zbmc"
     # Enables /admin/v1/* when set; kept out of repr so it never reaches a log line.
     admin_token: str | None = field(default=None, repr=False)
+    # HTTPS: the operator's certificate chain and key, or the development CA (zbmc.certificates)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_dev: bool = False
 
     @property
     def effective_database_url(self) -> str:
@@ -74,7 +78,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "redis_url": _get(env, "REDIS_URL"),
         "redis_prefix": _get(env, "REDIS_PREFIX"),
     }
-    for name in ("RUN_WORKER", "GROUP_COMMIT"):
+    for name in ("TLS_CERT", "TLS_KEY"):
+        path = _get(env, name)
+        values[name.lower()] = Path(path) if path else None
+    for name in ("RUN_WORKER", "GROUP_COMMIT", "TLS_DEV"):
         flag = _get(env, name)
         if flag is not None:
             if flag.lower() not in ("0", "1", "true", "false", "yes", "no"):
@@ -97,6 +104,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     settings = base.with_overrides(**values)
     if not 0 <= settings.group_commit_wait_seconds <= 0.1:
         raise ValueError("ZBMC_GROUP_COMMIT_WAIT_SECONDS must be between 0 and 0.1")
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ValueError("ZBMC_TLS_CERT and ZBMC_TLS_KEY go together: set both or neither")
     if settings.clock not in ("system", "simulated"):
         raise ValueError(f"ZBMC_CLOCK must be 'system' or 'simulated', got {settings.clock!r}")
     if settings.log_format not in ("text", "json"):

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 from sqlalchemy import Engine
 
-from zbmc import logs
+from zbmc import certificates, logs
 from zbmc.app import Runtime, build_runtime
 from zbmc.cli.admin import admin
 from zbmc.cli.output import emit
@@ -77,6 +77,24 @@ def main() -> None:
     help="Number of API processes sharing the port (env ZBMC_WORKERS, default 1).",
 )
 @click.option("--log-level", default=None, help="debug, info, warning or error.")
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve HTTPS with this PEM certificate chain (env ZBMC_TLS_CERT); needs --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The PEM private key of --tls-cert (env ZBMC_TLS_KEY).",
+)
+@click.option(
+    "--tls-dev",
+    is_flag=True,
+    help="Serve HTTPS with a certificate from a local development CA kept under "
+    "DATA_DIR/tls (created on first use; env ZBMC_TLS_DEV=1). Prints how to trust it.",
+)
 def serve(
     data_dir: Path | None,
     host: str | None,
@@ -86,13 +104,23 @@ def serve(
     no_worker: bool,
     workers: int | None,
     log_level: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_dev: bool,
 ) -> None:
     """Serve the API on POST /api/v2/bmc (with a background worker unless --no-worker)."""
     import uvicorn
 
-    settings = settings_from(data_dir, host=host, port=port, log_level=log_level)
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    settings = settings_from(
+        data_dir, host=host, port=port, log_level=log_level, tls_cert=tls_cert, tls_key=tls_key
+    )
     if no_worker:
         settings = settings.with_overrides(run_worker=False)
+    if tls_dev:
+        settings = settings.with_overrides(tls_dev=True)
+    tls = _tls_files(settings)
     logs.configure(settings.log_format, settings.log_level)
     try:
         parse_policy(settings.rate_limit, settings.rate_limit_actions)
@@ -104,7 +132,7 @@ def serve(
         upgrade(runtime.engine)
     require_head(runtime.engine)
     if demo:
-        _announce_demo(runtime)
+        _announce_demo(runtime, tls is not None)
     runtime.engine.dispose()
     # Each API process builds its app from the environment (the factory), so flags go there too.
     os.environ.update(
@@ -127,7 +155,33 @@ def serve(
             server_header=False,  # no `server: uvicorn` on every response
             http=HoldingHttpToolsProtocol,  # a batch's responses leave back to back (zbmc.writes)
             timeout_graceful_shutdown=30,
+            ssl_certfile=None if tls is None else str(tls[0]),
+            ssl_keyfile=None if tls is None else str(tls[1]),
         )
+
+
+def _tls_files(settings: Settings) -> tuple[Path, Path] | None:
+    """(certificate chain, key) to serve HTTPS with, or None for plain HTTP."""
+    if settings.tls_dev and settings.tls_cert is not None:
+        raise click.UsageError("--tls-dev issues its own certificate: drop --tls-cert/--tls-key")
+    try:
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            certificates.check_pair(settings.tls_cert, settings.tls_key)
+            return settings.tls_cert, settings.tls_key
+        if not settings.tls_dev:
+            return None
+        dev = certificates.ensure_dev_certificates(
+            certificates.default_directory(settings.data_dir), settings.host
+        )
+        certificates.check_pair(dev.cert, dev.key)
+    except certificates.CertificateError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(
+        ("issued " if dev.issued else "reusing ")
+        + f"{dev.cert}\n"
+        + certificates.trust_hint(dev.ca, settings.host, settings.port)
+    )
+    return dev.cert, dev.key
 
 
 @contextlib.contextmanager
@@ -149,7 +203,7 @@ def _metrics_dir(processes: int) -> Iterator[None]:
             os.environ.pop(MULTIPROC_ENV, None)
 
 
-def _announce_demo(runtime: Runtime) -> None:
+def _announce_demo(runtime: Runtime, https: bool) -> None:
     with unit_of_work(runtime.engine) as conn:
         setup = ensure_demo(conn, runtime.clock)
     settings = runtime.settings
@@ -164,7 +218,7 @@ def _announce_demo(runtime: Runtime) -> None:
         "  prices are ILLUSTRATIVE; the billing clock is simulated "
         "(`zbmc admin clock advance 31d` moves it)\n\n"
         "Try it with the official SDK (pip install zenlayercloud-sdk-python):\n\n"
-        + snippet(key, settings.host, settings.port)
+        + snippet(key, settings.host, settings.port, https)
         + "\n"
     )
 

@@ -532,3 +532,33 @@ overage_gb = "0.008"
     engine.dispose()
     assert (row.qty, row.default_bandwidth_out, row.maximum_bandwidth_out) == (7, 30, 20000)
     assert row.bandwidth_month == "1.25"
+
+
+# --- numbers out of range (issue 16): a clear error with the allowed range, no traceback ------
+
+
+@pytest.mark.parametrize(
+    ("args", "mentions"),
+    [
+        (("clock", "advance", "106751991167300d"), "315360000"),
+        (("clock", "advance", "99999999999999999999999s"), "315360000"),
+        (("tenant", "topup", "{tenant}", "1e30"), "1000000000000.00"),
+        (("tenant", "topup", "{tenant}", "1e400"), "1000000000000.00"),
+        (("tenant", "create", "--name", "x", "--balance", "1e30"), "1000000000000.00"),
+    ],
+    ids=["advance-2**63s", "advance-1e23s", "topup-1e30", "topup-1e400", "create-1e30"],
+)
+def test_numbers_out_of_range(
+    fresh: Stack, tmp_path: Path, args: tuple[str, ...], mentions: str
+) -> None:
+    fresh.admin.run("clock", "simulate")
+    tenant_id = new_tenant(fresh, "10.00")
+    argv = [arg.format(tenant=tenant_id) for arg in args]
+    assert mentions in fails_cleanly(fresh, *argv)
+    # the same in a real process: one line on stderr, no traceback
+    done = zbmc(*argv, env=subprocess_env(ZBMC_DATABASE_URL=fresh.database_url))
+    assert done.returncode != 0
+    assert mentions in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert fresh.admin.balance(tenant_id) == Decimal("10.00")
+    assert fresh.admin.json("clock", "show")["offsetSeconds"] == 0

@@ -305,3 +305,76 @@ def test_concurrent_batches_store_each_sample_once(admin_stack: Stack) -> None:
     assert sum(r.json()["duplicates"] for r in results) == 1000
     again = post(admin_stack, "/admin/v1/traffic", {"samples": samples})
     assert again.json() == {"accepted": 0, "duplicates": 2000}
+
+
+# --- numbers out of range (issue 16): 400 with the allowed range, never a 500 -----------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"seconds": 9223372036854775807}', b'{"seconds": 1e400}', b'{"seconds": 100000000000}'],
+    ids=["2**63-1", "1e400", "1e11"],
+)
+def test_clock_advance_out_of_range_is_400(admin_stack: Stack, body: bytes) -> None:
+    before = admin_stack.admin.json("clock", "show")["offsetSeconds"]
+    message = assert_error(
+        post(admin_stack, "/admin/v1/clock/advance", body), 400, "INVALID_PARAMETER"
+    )
+    assert "315360000" in message  # the allowed range: 0 to 3650 days
+    assert admin_stack.admin.json("clock", "show")["offsetSeconds"] == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"amount": "1e30"}',
+        b'{"amount": 1e400}',
+        b'{"amount": "1E+400"}',
+        b'{"amount": 1000000000000000000000000000000}',
+        b'{"amount": "1000000000000.01"}',
+        b'{"amount": "-1e30"}',
+        b'{"amount": "Infinity"}',
+        b'{"amount": "sNaN"}',
+        b'{"amount": NaN}',
+    ],
+    ids=["1e30", "1e400", "1E+400-text", "10**30", "max+0.01", "-1e30", "Infinity", "sNaN", "NaN"],
+)
+def test_topup_out_of_range_is_400(admin_stack: Stack, body: bytes) -> None:
+    tenant = admin_stack.tenant()
+    response = post(admin_stack, f"/admin/v1/tenants/{tenant.tenant_id}/topup", body)
+    assert "1000000000000.00" in assert_error(response, 400, "INVALID_PARAMETER")
+    assert tenant.balance() == Decimal("1000.00")
+
+
+def test_topups_cannot_push_the_balance_beyond_its_bound(admin_stack: Stack) -> None:
+    tenant = admin_stack.tenant()
+    path = f"/admin/v1/tenants/{tenant.tenant_id}/topup"
+    for _ in range(99):
+        assert post(admin_stack, path, {"amount": "1000000000000.00"}).status_code == 200
+    full = tenant.balance()
+    assert "exceed" in assert_error(
+        post(admin_stack, path, {"amount": "1000000000000.00"}), 400, "INVALID_PARAMETER"
+    )
+    assert tenant.balance() == full
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("inBytes", b"18446744073709551616"),
+        ("inBytes", b"1e400"),
+        ("time", b"9223372036854775808"),
+        ("inBps", b"1e400"),
+        ("inBps", b"-1e30"),
+    ],
+)
+def test_traffic_numbers_out_of_range_are_400(admin_stack: Stack, field: str, value: bytes) -> None:
+    iid = admin_stack.tenant().instance()
+    sample = {"sampleId": "big", "instanceId": iid, "time": 0, "inBytes": 0, "outBytes": 0}
+    if field == "inBps":
+        del sample["inBytes"]
+    sample[field] = "@"
+    body = ('{"samples": [' + __import__("json").dumps(sample) + "]}").encode()
+    body = body.replace(b'"@"', value)
+    response = post(admin_stack, "/admin/v1/traffic", body)
+    assert "range" in assert_error(response, 400, "INVALID_PARAMETER")

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from zenlayercloud.bmc.v20260201 import models
@@ -325,3 +326,52 @@ def test_arbitrary_authentication_headers_get_a_401_envelope(tenant: Tenant) -> 
         assert body["code"].startswith("AUTHFAILURE_")
 
     run()
+
+
+# --- every header zbmc reads, as raw bytes beyond ASCII (issue 16) ------------------------------
+
+# What an HTTP/1.1 parser lets through in a header value: visible ASCII, space, and bytes
+# 0x80-0xFF (obs-text), which reach the application as they are; UTF-8 text is a case of it.
+_OBS_TEXT = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
+raw_header_values = st.one_of(
+    st.binary(max_size=60).map(lambda raw: bytes(b for b in raw if b in _OBS_TEXT)),
+    st.text(st.characters(min_codepoint=0x20, exclude_categories=("Cc", "Cs")), max_size=30).map(
+        str.encode
+    ),
+    st.sampled_from(["²", "¹²³", "１２３", "١٢٣", "٣", "Ⅻ", "𝟙𝟚𝟛"]).map(str.encode),
+).map(bytes.strip)
+
+
+def test_arbitrary_header_bytes_get_a_4xx_envelope(tenant: Tenant) -> None:
+    """No header value, whatever its bytes, makes a 5xx or anything but the JSON envelope."""
+    stack = tenant.stack
+    key = (tenant.access_key_id, tenant.access_key_password)
+    names = ["Authorization", "X-ZC-Timestamp", "X-ZC-Action", "X-ZC-Version", "Content-Type"]
+    start = stack.log_path.stat().st_size if stack.log_path else 0
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        replaced=st.dictionaries(st.sampled_from(names), raw_header_values, min_size=1),
+        signed=st.booleans(),
+        prefix=st.sampled_from(["", f"{ALGORITHM} Credential={key[0]}, ", "Bearer "]),
+    )
+    @example(replaced={"X-ZC-Timestamp": "²".encode()}, signed=True, prefix="")
+    @example(replaced={"X-ZC-Timestamp": "¹²³".encode("latin-1")}, signed=True, prefix="")
+    @example(replaced={"Authorization": b"\xb2"}, signed=True, prefix="Bearer ")
+    def run(replaced: dict[str, bytes], signed: bool, prefix: str) -> None:
+        headers, body = stack.prepared({}, key=key if signed else None)
+        sent: dict[str, str | bytes] = {**headers, **replaced}
+        if "Authorization" in replaced:
+            sent["Authorization"] = prefix.encode() + replaced["Authorization"]
+        response = requests.post(stack.url, data=body, headers=sent, timeout=30)
+        assert response.status_code < 500, response.text
+        if response.status_code != 200:
+            data = response.json()
+            assert set(data) == {"requestId", "code", "message"}, data
+            assert response.status_code in (400, 401), data
+
+    run()
+    if stack.log_path is not None:
+        with stack.log_path.open("rb") as log:
+            log.seek(start)
+            assert b"Traceback" not in log.read()

@@ -21,14 +21,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from zbmc.clock import Clock, iso
+from zbmc.clock import MAX_ADVANCE_SECONDS, Clock, iso
 from zbmc.db.engine import unit_of_work
 from zbmc.domain.pricing import from_cents
 from zbmc.errors import ApiError, BodyTooLarge, InternalServerError, InvalidAuthorization
 from zbmc.errors import InvalidParameter as BadRequest
 from zbmc.pipeline import error_body, new_request_id
 from zbmc.store import traffic
-from zbmc.tenancy import NotFound, top_up
+from zbmc.tenancy import MAX_AMOUNT, NotFound, top_up
 
 # Agents send big batches (10k samples is about 1.5 MB), well above the API's body limit.
 MAX_ADMIN_BODY_BYTES = 64 * 1024 * 1024
@@ -121,6 +121,8 @@ class AdminApi:
             raise ResourceNotFound(detail=str(exc)) from None
         except ValueError as exc:  # SampleError, clock and amount rules: the caller's mistake
             raise BadRequest(detail=str(exc)) from None
+        except ArithmeticError as exc:  # a number beyond what a column or Decimal holds
+            raise BadRequest(detail=f"a number is out of range ({exc})") from None
 
     def _traffic(
         self, conn: Connection, _now: int, body: dict[str, Any], _path: dict[str, str]
@@ -135,7 +137,9 @@ class AdminApi:
     ) -> dict[str, Any]:
         seconds = body.get("seconds")
         if isinstance(seconds, bool) or not isinstance(seconds, int):
-            raise BadRequest(detail="`seconds` must be a whole number of seconds")
+            raise BadRequest(
+                detail=f"`seconds` must be a whole number of seconds, 0 to {MAX_ADVANCE_SECONDS}"
+            )
         return {"now": iso(self.clock.advance(conn, seconds))}
 
     def _topup(
@@ -144,11 +148,15 @@ class AdminApi:
         tenant_id = path["tenant_id"]
         raw = body.get("amount")
         if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
-            raise BadRequest(detail='`amount` must be a decimal string such as "12.34"')
+            raise BadRequest(
+                detail=f'`amount` must be a decimal string such as "12.34", 0.01 to {MAX_AMOUNT}'
+            )
         try:
             amount = Decimal(raw)
         except InvalidOperation:
-            raise BadRequest(detail=f"`amount` {raw!r} is not a decimal number") from None
+            raise BadRequest(
+                detail=f"`amount` {raw!r} is not a decimal number (0.01 to {MAX_AMOUNT})"
+            ) from None
         balance = top_up(conn, tenant_id, amount, now, "top-up (admin API)")
         return {"tenantId": tenant_id, "balance": str(from_cents(balance))}
 

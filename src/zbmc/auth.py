@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select
@@ -46,6 +47,9 @@ _TOKEN = Statement(
 )
 
 
+_OWS = " \t"  # HTTP's optional whitespace (str.strip would also take Unicode spaces)
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # not \d: it matches other scripts' digits too
+
 # Access key rows (or None: unknown or revoked) already read in the current transaction, by key
 # id; see ``Pipeline._shared``.
 KeyMemo = dict[str, Any]
@@ -61,18 +65,24 @@ def authenticate(
     """Return a valid caller or raise a 401 error. ``keys``: the access keys this transaction
     has read already (filled in here)."""
     tx = Tx.of(db)
-    header = (cred.authorization or "").strip()
+    # HTTP headers are ASCII (bytes beyond it reach here as latin-1 characters): every check
+    # below relies on that, e.g. "²".isdigit() is true but int("²") fails.
+    header = (cred.authorization or "").strip(_OWS)
     if not header:
         raise InvalidAuthorization(detail="the Authorization header is missing")
+    if not header.isascii():
+        raise InvalidAuthorization(detail="the Authorization header must be ASCII")
     if header.startswith("Bearer "):
         return _bearer(tx, header.removeprefix("Bearer ").strip(), wall_now)
     try:
         parsed = parse_authorization(header)
     except MalformedAuthorization as exc:
         raise InvalidAuthorization(detail=str(exc)) from None
-    timestamp = (cred.timestamp or "").strip()
-    if not timestamp.isdigit() or len(timestamp) > 12:
-        raise InvalidAuthorization(detail="X-ZC-Timestamp must be Unix seconds")
+    timestamp = (cred.timestamp or "").strip(_OWS)
+    if _UNIX_SECONDS.fullmatch(timestamp) is None:
+        raise InvalidAuthorization(detail="X-ZC-Timestamp must be Unix seconds (ASCII digits)")
+    if not (cred.content_type.isascii() and cred.host.isascii()):
+        raise InvalidAuthorization(detail="the signed headers Content-Type and Host must be ASCII")
     if abs(int(timestamp) - wall_now) > window:
         raise SignatureExpired(window=window)
     key_id = parsed.access_key_id

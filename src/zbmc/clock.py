@@ -22,6 +22,11 @@ SETTING = (
     select(clock_state.c.offset_seconds).limit(1).scalar_subquery().label("clock_offset"),
 )
 
+# A simulated clock moves at most ten years per step and a century in all: billing times stay
+# valid dates and far inside the 64-bit columns that hold them.
+MAX_ADVANCE_SECONDS = 3650 * 86400
+MAX_OFFSET_SECONDS = 36500 * 86400
+
 SYSTEM = "system"
 SIMULATED = "simulated"
 
@@ -59,11 +64,23 @@ class Clock:
     def advance(self, conn: Connection, seconds: int) -> int:
         """Move simulated time forward; time never moves backwards. Returns the new now."""
         if seconds < 0:
-            raise ValueError("the clock only moves forward")
-        mode, _ = self.state(conn)
+            raise ValueError(
+                f"the clock only moves forward: 0 to {MAX_ADVANCE_SECONDS} seconds (3650 days)"
+            )
+        if seconds > MAX_ADVANCE_SECONDS:
+            raise ValueError(
+                f"{seconds} seconds is out of range: 0 to {MAX_ADVANCE_SECONDS} (3650 days) "
+                "per advance"
+            )
+        mode, offset = self.state(conn)
         if mode != SIMULATED:
             raise ValueError(
                 "the clock is the system clock; switch it with `zbmc admin clock simulate`"
+            )
+        if offset + seconds > MAX_OFFSET_SECONDS:
+            raise ValueError(
+                f"the simulated clock would be more than {MAX_OFFSET_SECONDS} seconds "
+                f"(36500 days) ahead; it is {offset} seconds ahead now"
             )
         conn.execute(
             update(clock_state).values(offset_seconds=clock_state.c.offset_seconds + seconds)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from zbmc.auth import token_digest
 from zbmc.billing import ledger
 from zbmc.db.tables import access_keys, tenants, tokens
-from zbmc.domain.pricing import to_cents
+from zbmc.domain.pricing import from_cents, to_cents
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -29,9 +29,17 @@ class AccessKey:
     access_key_password: str
 
 
+# Operators' amounts (top-ups, opening balances). Balances are 64-bit integer cents in the
+# database; these bounds keep any realistic sum of them far inside it.
+MAX_AMOUNT = Decimal("1000000000000.00")
+MAX_BALANCE_CENTS = 10**16  # 1e14 (100 trillion) in currency units
+
+
 def amount_to_cents(amount: Decimal) -> int:
     if not amount.is_finite() or amount <= 0:
-        raise ValueError("the amount must be a positive number")
+        raise ValueError(f"the amount must be a positive number, 0.01 to {MAX_AMOUNT}")
+    if amount > MAX_AMOUNT:
+        raise ValueError(f"the amount {amount} is out of range: 0.01 to {MAX_AMOUNT}")
     if amount != amount.quantize(Decimal("0.01")):
         raise ValueError("the amount has more than two decimals")
     return to_cents(amount)
@@ -64,7 +72,10 @@ def top_up(
 ) -> int:
     require_tenant(conn, tenant_id)
     entry = ledger.Entry(kind=ledger.TOPUP, amount=amount_to_cents(amount), description=note)
-    return ledger.credit(conn, tenant_id, entry, now)
+    balance = ledger.credit(conn, tenant_id, entry, now)
+    if balance > MAX_BALANCE_CENTS:  # the caller's transaction rolls the credit back
+        raise ValueError(f"the balance would exceed {from_cents(MAX_BALANCE_CENTS)}")
+    return balance
 
 
 def create_key(conn: Connection, tenant_id: str, now: int) -> AccessKey:

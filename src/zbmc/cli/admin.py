@@ -79,6 +79,8 @@ def transaction(
             yield conn, runtime.clock.now(conn)
     except (NotFound, ProvisioningError, catalogue_files.CatalogueError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    except ArithmeticError as exc:  # a number beyond what a column or Decimal holds
+        raise click.ClickException(f"a number is out of range ({exc})") from None
 
 
 @click.group()

@@ -22,6 +22,8 @@ from zbmc.errors import IllegalTime
 DEFAULT_INTERVAL_SECONDS = 300
 MAX_INTERVAL_SECONDS = 86_400
 MAX_SAMPLE_ID_LENGTH = 128
+# Times, intervals and byte counts are 64-bit columns; no real sample comes near this bound.
+MAX_NUMBER = 2**62
 _BULK_ATTEMPTS = 3  # then one SAVEPOINT per row, whatever the contention
 _CHUNK = 500  # ids per IN (...) list: far below every backend's bound-parameter limit
 _KEYS = frozenset(
@@ -54,10 +56,14 @@ def _integer(where: str, name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise SampleError(f"{where}: {name} must be a whole number, got {value!r}")
     if isinstance(value, Decimal):
+        if value.is_finite() and value.adjusted() > 18:
+            raise SampleError(f"{where}: {name} {value} is out of range: 0 to {MAX_NUMBER}")
         if not value.is_finite() or value != value.to_integral_value():
             raise SampleError(f"{where}: {name} must be a whole number, got {value}")
-        return int(value)
-    return value
+        value = int(value)
+    if abs(value) > MAX_NUMBER:
+        raise SampleError(f"{where}: {name} {value} is out of range: 0 to {MAX_NUMBER}")
+    return int(value)
 
 
 def _text(where: str, name: str, value: Any) -> str:
@@ -90,6 +96,8 @@ def _volume(where: str, raw: Mapping[str, Any], direction: str, interval: int) -
         bps = raw[bps_key]
         if isinstance(bps, bool) or not isinstance(bps, int | Decimal):
             raise SampleError(f"{where}: {bps_key} must be a number, got {bps!r}")
+        if not Decimal(bps).is_finite() or abs(Decimal(bps)) > MAX_NUMBER:
+            raise SampleError(f"{where}: {bps_key} {bps} is out of range: 0 to {MAX_NUMBER}")
         bits = Decimal(bps) * interval if isinstance(bps, Decimal) else bps * interval
         if not Decimal(bits).is_finite() or bits % 8 != 0:
             raise SampleError(
@@ -97,8 +105,8 @@ def _volume(where: str, raw: Mapping[str, Any], direction: str, interval: int) -
                 "not a whole number; send inBytes/outBytes instead"
             )
         volume = int(bits) // 8
-    if volume < 0:
-        raise SampleError(f"{where}: {direction} traffic must not be negative")
+    if not 0 <= volume <= MAX_NUMBER:
+        raise SampleError(f"{where}: {direction} traffic must be 0 to {MAX_NUMBER} bytes")
     return volume
 
 

@@ -562,3 +562,57 @@ def test_numbers_out_of_range(
     assert "Traceback" not in done.stderr + done.stdout
     assert fresh.admin.balance(tenant_id) == Decimal("10.00")
     assert fresh.admin.json("clock", "show")["offsetSeconds"] == 0
+
+
+# --- a database driver that is not installed (issue 16) -----------------------------------------
+
+_NO_PSYCOPG = '''
+import importlib.abc
+import sys
+
+
+class _Missing(importlib.abc.MetaPathFinder):
+    """psycopg as if the postgres extra were not installed."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("psycopg", "psycopg2", "psycopg_binary"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _Missing())
+'''
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("admin", "db", "upgrade"), ("admin", "db", "check"), ("serve",), ("worker", "--once")],
+    ids=["db-upgrade", "db-check", "serve", "worker"],
+)
+def test_missing_postgres_driver_is_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(_NO_PSYCOPG)
+    env = subprocess_env(
+        ZBMC_DATABASE_URL="postgresql+psycopg://root@127.0.0.1:5432/test", PYTHONPATH=str(shim)
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zbmc",
+            *command,
+            *(["--port", "1"] if command == ("serve",) else []),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert "pip install 'zbmc[postgres]'" in lines[0]
+    assert "psycopg" in lines[0]

@@ -13,6 +13,7 @@ from zenlayercloud.common.excpetion.zenlayer_cloud_sdk_exception import (
     ZenlayerCloudSdkException,
 )
 
+from tests.conftest import StackFactory
 from tests.harness import V2022, V2026, Stack, Tenant
 from tests.test_protocol import (
     REQUEST_ID,
@@ -322,3 +323,41 @@ def test_tokens_and_keys_act_for_the_same_tenant(stack: Stack, tenant: Tenant) -
     request.bandwidthOutMbps = 150
     order = stack.token_client(_token(stack, tenant), V2022).ModifyInstanceBandwidth(request)
     assert [item["orderNumber"] for item in tenant.orders()] == [order.orderNumber]
+
+
+def test_token_lifetime_is_on_the_wall_clock(make_stack: StackFactory, version: str) -> None:
+    """Issue 16: after `clock advance 30d`, `token create --days 1` lasts one real day (it was
+    stored on the billing clock and checked on the wall clock: 31 real days)."""
+    from sqlalchemy import select
+
+    from zbmc.db.tables import tokens
+
+    stack = make_stack()
+    stack.admin.run("clock", "simulate")
+    stack.admin.run("clock", "advance", "30d")
+    tenant = stack.tenant()
+    before = int(time.time())
+    created = stack.admin.json("token", "create", tenant.tenant_id, "--days", "1")
+    after = int(time.time())
+    engine = stack.engine()
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(tokens.c.created_at, tokens.c.expires_at).where(
+                    tokens.c.token_id == created["tokenId"]
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    assert before <= row.created_at <= after
+    assert before + 86400 <= row.expires_at <= after + 86400
+    # Valid now, and moving the billing clock on does not expire it: only real time does.
+    client = stack.token_client(created["token"], version)
+    assert client.DescribeZones(zones_request()).zoneSet
+    stack.admin.run("clock", "advance", "2d")
+    assert client.DescribeZones(zones_request()).zoneSet
+
+
+@pytest.mark.parametrize("days", ["0", "36501", "99999999999999999999"])
+def test_token_lifetime_out_of_range(stack: Stack, tenant: Tenant, days: str) -> None:
+    assert "36500" in stack.admin.fails("token", "create", tenant.tenant_id, "--days", days)

@@ -109,7 +109,8 @@ def revoke_key(conn: Connection, key_id: str, now: int) -> None:
 def create_token(
     conn: Connection, tenant_id: str, now: int, lifetime_days: int | None = None
 ) -> tuple[str, str]:
-    """Return (token id, token). Only the token's SHA-256 is stored."""
+    """Return (token id, token). Only the token's SHA-256 is stored. ``now`` is wall-clock
+    time, which authentication checks the expiry against (never the billing clock)."""
     require_tenant(conn, tenant_id)
     token_id = "tok-" + secrets.token_hex(6)
     token = "zbmc_" + secrets.token_urlsafe(32)

@@ -21,7 +21,7 @@ from zbmc import catalogue as catalogue_files
 from zbmc.app import Runtime, build_runtime
 from zbmc.cli.output import emit
 from zbmc.clock import iso
-from zbmc.db.engine import unit_of_work
+from zbmc.db.engine import MissingDriver, unit_of_work
 from zbmc.db.migrate import current_revision, head_revision, is_at_head, upgrade
 from zbmc.provisioning import InstanceSpec, ProvisioningError, provision
 from zbmc.settings import load_settings
@@ -98,7 +98,10 @@ def admin(ctx: click.Context, data_dir: Path | None) -> None:
         settings = load_settings().with_overrides(data_dir=data_dir)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    runtime = build_runtime(settings)
+    try:
+        runtime = build_runtime(settings)
+    except MissingDriver as exc:
+        raise click.ClickException(str(exc)) from None
     ctx.obj = runtime
     ctx.call_on_close(runtime.engine.dispose)
 
@@ -234,8 +237,8 @@ def key() -> None:
 @click.pass_context
 def key_create(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
     """Issue a new access key. JSON: {tenantId, accessKeyId, accessKeyPassword}."""
-    with transaction(ctx) as (conn, now):
-        new = create_key(conn, tenant_id, now)
+    with transaction(ctx) as (conn, _now):
+        new = create_key(conn, tenant_id, _runtime(ctx).clock.wall())
     emit(
         {
             "tenantId": new.tenant_id,
@@ -251,8 +254,8 @@ def key_create(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
 @click.pass_context
 def key_revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke an access key; requests signed with it fail from now on."""
-    with transaction(ctx) as (conn, now):
-        revoke_key(conn, key_id, now)
+    with transaction(ctx) as (conn, _now):
+        revoke_key(conn, key_id, _runtime(ctx).clock.wall())
     click.echo(f"revoked {key_id}")
 
 
@@ -264,14 +267,19 @@ def token() -> None:
 @token.command("create")
 @click.argument("tenant_id")
 @click.option(
-    "--days", type=click.IntRange(min=1), default=None, help="Lifetime; default: no expiry."
+    "--days",
+    type=click.IntRange(min=1, max=36500),
+    default=None,
+    help="Lifetime in real (wall-clock) days, 1 to 36500; default: no expiry.",
 )
 @json_option
 @click.pass_context
 def token_create(ctx: click.Context, tenant_id: str, days: int | None, as_json: bool) -> None:
     """Issue a bearer token (shown once). JSON: {token, tokenId}."""
-    with transaction(ctx) as (conn, now):
-        token_id, value = create_token(conn, tenant_id, now, days)
+    # Credentials live on the wall clock, as their checks do: a simulated billing clock moved
+    # 30 days ahead must not make a one-day token last 31 real days.
+    with transaction(ctx) as (conn, _now):
+        token_id, value = create_token(conn, tenant_id, _runtime(ctx).clock.wall(), days)
     emit({"token": value, "tokenId": token_id}, as_json)
 
 
@@ -280,8 +288,8 @@ def token_create(ctx: click.Context, tenant_id: str, days: int | None, as_json: 
 @click.pass_context
 def token_revoke(ctx: click.Context, token_or_id: str) -> None:
     """Revoke a bearer token, given the token itself or its id."""
-    with transaction(ctx) as (conn, now):
-        revoke_token(conn, token_or_id, now)
+    with transaction(ctx) as (conn, _now):
+        revoke_token(conn, token_or_id, _runtime(ctx).clock.wall())
     click.echo("revoked")
 
 

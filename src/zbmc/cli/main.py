@@ -17,7 +17,7 @@ from zbmc import certificates, logs
 from zbmc.app import Runtime, build_runtime
 from zbmc.cli.admin import admin
 from zbmc.cli.output import emit
-from zbmc.db.engine import unit_of_work
+from zbmc.db.engine import MissingDriver, unit_of_work
 from zbmc.db.migrate import is_at_head, upgrade
 from zbmc.demo import ensure_demo, snippet
 from zbmc.metrics import MULTIPROC_ENV, reset_multiprocess_dir, scrape_registry
@@ -33,6 +33,14 @@ def settings_from(data_dir: Path | None, **overrides: object) -> Settings:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     return settings.with_overrides(data_dir=data_dir, **overrides)
+
+
+def runtime_of(settings: Settings) -> Runtime:
+    """The runtime, or a one-line error (exit 1) when the database driver is missing."""
+    try:
+        return build_runtime(settings)
+    except MissingDriver as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def require_head(engine: Engine) -> None:
@@ -127,7 +135,7 @@ def serve(
         processes = workers or int(os.environ.get("ZBMC_WORKERS") or 1)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    runtime = build_runtime(settings)
+    runtime = runtime_of(settings)
     if demo or migrate:
         upgrade(runtime.engine)
     require_head(runtime.engine)
@@ -241,7 +249,7 @@ def worker(
     """Apply due changes, finish Processing changes, renew and meter."""
     settings = settings_from(data_dir, worker_interval_seconds=interval)
     logs.configure(settings.log_format, settings.log_level)
-    runtime = build_runtime(settings)
+    runtime = runtime_of(settings)
     require_head(runtime.engine)
     if metrics_port is not None:
         from prometheus_client import start_http_server

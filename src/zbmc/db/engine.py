@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 _WRITE_OPTION = "zbmc_write"
@@ -52,9 +52,30 @@ def _prepare_sqlite(engine: Engine, background_checkpoints: bool) -> None:
         )
 
 
+class MissingDriver(RuntimeError):
+    """The database URL names a driver that is not installed (the message says what to do)."""
+
+
+# Drivers that an extra of the zbmc package installs.
+_EXTRAS = {"postgresql": "postgres"}
+
+
 def create_db_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
     """``background_checkpoints``: SQLite only; the caller runs a ``Checkpointer``."""
     parsed = make_url(url)
+    try:
+        return _create(url, parsed, background_checkpoints)
+    except ModuleNotFoundError as exc:
+        backend = parsed.get_backend_name()
+        extra = _EXTRAS.get(backend)
+        advice = f"pip install 'zbmc[{extra}]'" if extra else f"install the {exc.name} package"
+        raise MissingDriver(
+            f"the database driver {exc.name!r} for {parsed.drivername} URLs is not installed; "
+            f"run: {advice}"
+        ) from None
+
+
+def _create(url: str, parsed: URL, background_checkpoints: bool) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

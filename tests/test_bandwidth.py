@@ -380,7 +380,7 @@ def test_prepaid_downgrade_waits_and_can_be_cancelled(
         version,
         "CancelInstanceBandwidthDowngrade",
         "OPERATION_DENIED_DOWNGRADE_NOT_EXIST",
-        403,
+        404,
         instanceId=iid,
     )
     assert tenant.balance() == Decimal("1000.00")
@@ -473,7 +473,7 @@ def test_a_change_in_processing_blocks_the_next(make_stack: Any) -> None:
             version,
             "CancelInstanceBandwidthDowngrade",
             "OPERATION_DENIED_DOWNGRADE_NOT_EXIST",
-            403,
+            404,
             instanceId=iid,
         )
 

@@ -62,7 +62,7 @@ STATUS = {
     "OPERATION_DENIED_BALANCE_INSUFFICIENT": 403,
     "OPERATION_DENIED_INSTANCE_RECYCLED": 403,
 }
-DOWNGRADE_NOT_EXIST = "OPERATION_DENIED_DOWNGRADE_NOT_EXIST"  # 403 bandwidth, 404 package
+DOWNGRADE_NOT_EXIST = "OPERATION_DENIED_DOWNGRADE_NOT_EXIST"  # 404 for both (C8)
 
 TRANSPORTS = st.sampled_from(["sdk-2026", "sdk-2022", "raw"])
 INSTANCE = st.integers(min_value=-1, max_value=6)  # -1: an id that does not exist
@@ -445,7 +445,7 @@ class ChangeMachine(RuleBasedStateMachine):
             )
         elif inst.bw_status != "WaitToEnable":
             before = self.fingerprint()
-            self.expect_failure(self.call(transport, action, params), DOWNGRADE_NOT_EXIST, 403)
+            self.expect_failure(self.call(transport, action, params), DOWNGRADE_NOT_EXIST, 404)
             assert self.fingerprint() == before
         else:
             assert self.call(transport, action, params).code is None

@@ -21,7 +21,7 @@ from zbmc.clock import Clock
 from zbmc.db.engine import Checkpointer, WriteTurns, create_db_engine
 from zbmc.db.migrate import is_at_head
 from zbmc.drivers import make_driver
-from zbmc.edge import Edge
+from zbmc.edge import API_PREFIX, Edge
 from zbmc.errors import ApiError, MethodNotAllowed, PathNotFound
 from zbmc.openapi import build_document
 from zbmc.pipeline import Call, Outcome, Pipeline, error_body, new_request_id
@@ -55,8 +55,13 @@ def build_runtime(settings: Settings, *, server: bool = False) -> Runtime:
     return Runtime(settings, engine, clock, worker, turns)
 
 
-def _envelope(error: ApiError) -> Response:
+def _envelope(request: Request, error: ApiError) -> Response:
     request_id = new_request_id()
+    action = request.headers.get("x-zc-action")
+    method, path = request.method, request.url.path
+    logs.log_request(
+        request_id, None, action, error.code, error.status, 0.0, method=method, path=path
+    )
     return Response(
         error_body(request_id, error),
         status_code=error.status,
@@ -68,8 +73,8 @@ def _envelope(error: ApiError) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 405:
-        return _envelope(MethodNotAllowed(method=request.method))
-    return _envelope(PathNotFound(path=request.url.path))
+        return _envelope(request, MethodNotAllowed(method=request.method))
+    return _envelope(request, PathNotFound(path=request.url.path))
 
 
 def from_environment() -> Edge:
@@ -104,7 +109,13 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
     def observe(call: Call, outcome: Outcome, seconds: float) -> None:
         metrics.observe_request(call, outcome, seconds, known_actions)
         logs.log_request(
-            call.request_id, outcome.tenant_id, call.action, outcome.code, outcome.status, seconds
+            call.request_id,
+            outcome.tenant_id,
+            call.action,
+            outcome.code,
+            outcome.status,
+            seconds,
+            path=API_PREFIX + call.service,
         )
 
     def prometheus(_request: Request) -> Response:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from zbmc import logs
 from zbmc.auth import Credentials
 from zbmc.errors import (
     ApiError,
@@ -57,9 +58,22 @@ async def send_outcome(send: Send, request_id: str, outcome: Outcome) -> None:
     await send({"type": "http.response.body", "body": outcome.body})
 
 
-async def send_error(send: Send, error: ApiError) -> None:
+async def send_error(send: Send, error: ApiError, scope: Scope, arrived: float) -> None:
+    """A refusal before the pipeline, answered and logged with its request id."""
     request_id = new_request_id()
     await send_outcome(send, request_id, error_outcome(request_id, error))
+    action = next((_text(v) for k, v in scope["headers"] if k == b"x-zc-action"), None)
+    seconds = time.perf_counter() - arrived
+    logs.log_request(
+        request_id,
+        None,
+        action,
+        error.code,
+        error.status,
+        seconds,
+        method=scope["method"],
+        path=scope["path"],
+    )
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
@@ -175,30 +189,31 @@ class Edge:
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
             await self.shell(scope, receive, send)
             return
+        arrived = time.perf_counter()
         # zbmc extension: /api/v2/bmc/{Action} names the action like X-ZC-Action (one path per
         # action is what the OpenAPI document can describe).
         service, slash, path_action = scope["path"][len(API_PREFIX) :].partition("/")
         if service not in ("bmc",) or "/" in path_action or (slash and not path_action):
-            await send_error(send, PathNotFound(path=scope["path"]))
+            await send_error(send, PathNotFound(path=scope["path"]), scope, arrived)
             return
         if scope["method"] != "POST":
-            await send_error(send, MethodNotAllowed(method=scope["method"]))
+            await send_error(send, MethodNotAllowed(method=scope["method"]), scope, arrived)
             return
         # ASGI servers send header names lower-cased; of a repeated header the first one counts.
         headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
-            await send_error(send, BodyTooLarge(limit=self.limit))
+            await send_error(send, BodyTooLarge(limit=self.limit), scope, arrived)
             return
         try:
             body = await _read_body(receive, self.limit)
         except _TooLarge:
-            await send_error(send, BodyTooLarge(limit=self.limit))
+            await send_error(send, BodyTooLarge(limit=self.limit), scope, arrived)
             return
         action = _text(headers.get(b"x-zc-action"))
         if path_action and action and action != path_action:
             disagree = f"X-ZC-Action `{action}` disagrees with the path action `{path_action}`."
-            await send_error(send, InvalidAction(disagree))
+            await send_error(send, InvalidAction(disagree), scope, arrived)
             return
         call = Call(
             request_id=new_request_id(),

@@ -132,9 +132,11 @@ class BandwidthExceed(ApiError):
     template = "bandwidthOutMbps must be between 1 and {maximum} Mbps, got {value}."
 
 
-class DowngradeNotExistBandwidth(ApiError):
-    code, status = "OPERATION_DENIED_DOWNGRADE_NOT_EXIST", 403
-    template = "Instance `{instance_id}` has no scheduled bandwidth downgrade."
+class DowngradeNotExist(ApiError):
+    # One status for both Cancel actions: 404, as the BMC traffic-package page documents (the
+    # 403 comes from the VM twin's bandwidth page only); docs/behaviour.md.
+    code, status = "OPERATION_DENIED_DOWNGRADE_NOT_EXIST", 404
+    template = "Instance `{instance_id}` has no scheduled {what} downgrade."
 
 
 # --- traffic package (seed: ModifyInstanceTrafficPackage) --------------------------------------
@@ -178,13 +180,9 @@ class TrafficPackageExceed(ApiError):
 
 
 class NoTrafficPackage(ApiError):
+    # The seed's spelling; the Go SDK's constant is OPERATION_FILED_... (docs/behaviour.md).
     code, status = "OPERATION_FAILED_INSTANCE_NOT_EXIST_TRAFFIC_PACKAGE", 403
     template = "Instance `{instance_id}` does not have a traffic package."
-
-
-class DowngradeNotExistTrafficPackage(ApiError):
-    code, status = "OPERATION_DENIED_DOWNGRADE_NOT_EXIST", 404
-    template = "Instance `{instance_id}` has no scheduled traffic package downgrade."
 
 
 # --- instances and billing ---------------------------------------------------------------------

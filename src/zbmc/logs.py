@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 # Attributes a LogRecord may carry through ``extra``, in the order they are written.
-FIELDS = ("request_id", "tenant_id", "action", "code", "status", "duration_ms")
+FIELDS = ("request_id", "tenant_id", "method", "path", "action", "code", "status", "duration_ms")
 access_log = logging.getLogger("zbmc.access")
 
 
@@ -69,12 +69,19 @@ def log_request(
     code: str,
     status: int,
     seconds: float,
+    *,
+    method: str = "POST",
+    path: str = "-",
 ) -> None:
+    """One access-log line per request that got a request id: answered by the pipeline, or
+    refused before it (unknown path or service, method, size, rate limit)."""
     if not access_log.isEnabledFor(logging.INFO):
         return
     duration_ms = round(seconds * 1000, 3)
     access_log.info(
-        "%s %s %s %.1fms",
+        "%s %s %s %s %s %.1fms",
+        method,
+        path,
         action or "-",
         status,
         code,
@@ -82,6 +89,8 @@ def log_request(
         extra={
             "request_id": request_id,
             "tenant_id": tenant_id,
+            "method": method,
+            "path": path,
             "action": action,
             "code": code,
             "status": status,

@@ -153,7 +153,7 @@ def execute(
 
 def cancel_downgrade(ctx: Context, change: Change, row: Any) -> None:
     """Withdraw a waiting downgrade: the order is cancelled, the instance keeps its value."""
-    orders.finish(ctx.tx, getattr(row, change.order_column), orders.CANCELLED, ctx.now)
+    orders.cancel(ctx.tx, getattr(row, change.order_column), ctx.now)
     store.set_values(
         ctx.tx,
         row.instance_id,

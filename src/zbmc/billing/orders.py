@@ -26,11 +26,14 @@ PROCESSING, WAIT_TO_ENABLE, ENABLED, CANCELLED = (
 
 
 # One order on the request path, thousands per worker tick (zbmc.db.bulk).
-_INSERT = bulk.Inserter(orders, [c.name for c in orders.c if c.name != "last_error"])
-_FINISH = Statement(
+_INSERT = bulk.Inserter(
+    orders, [c.name for c in orders.c if c.name not in ("last_error", "cancelled_at")]
+)
+# A cancelled order was never applied: it gets a cancelled time and keeps applied_at NULL.
+_CANCEL = Statement(
     update(orders)
     .where(orders.c.order_number == bindparam("target_order"))
-    .values(state=bindparam("new_state"), applied_at=bindparam("when"))
+    .values(state=CANCELLED, cancelled_at=bindparam("when"))
 )
 
 
@@ -106,6 +109,5 @@ def create_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
     _INSERT.insert(conn, rows)
 
 
-def finish(db: Db, order_number: str, state: str, now: int) -> None:
-    params = {"target_order": order_number, "new_state": state, "when": now}
-    Tx.of(db).run(_FINISH, params)
+def cancel(db: Db, order_number: str, now: int) -> None:
+    Tx.of(db).run(_CANCEL, {"target_order": order_number, "when": now})

@@ -208,7 +208,8 @@ orders = Table(
     ),  # PROCESSING | WAIT_TO_ENABLE | ENABLED | CANCELLED
     Column("created_at", BigInteger, nullable=False),
     Column("effective_at", BigInteger, nullable=False),
-    Column("applied_at", BigInteger, nullable=True),
+    Column("applied_at", BigInteger, nullable=True),  # ENABLED orders only
+    Column("cancelled_at", BigInteger, nullable=True),  # CANCELLED orders only
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text, nullable=True),
     Index("ix_orders_due", "state", "effective_at"),

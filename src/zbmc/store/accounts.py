@@ -26,6 +26,7 @@ def order_dict(row: Row[Any]) -> dict[str, Any]:
         "createdAt": iso(row.created_at),
         "effectiveAt": iso(row.effective_at),
         "appliedAt": iso(row.applied_at),
+        "cancelledAt": iso(row.cancelled_at),
     }
 
 

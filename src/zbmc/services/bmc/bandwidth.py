@@ -99,6 +99,6 @@ def cancel_instance_bandwidth_downgrade(ctx: Context, req: InstanceIdRequest) ->
             required=BY_BANDWIDTH, actual=row.internet_charge_type
         )
     if row.bw_status != WAIT_TO_ENABLE:
-        raise errors.DowngradeNotExistBandwidth(instance_id=req.instance_id)
+        raise errors.DowngradeNotExist(instance_id=req.instance_id, what="bandwidth")
     changes.cancel_downgrade(ctx, changes.BANDWIDTH, row)
     return EmptyResponse()

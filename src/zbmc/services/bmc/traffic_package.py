@@ -97,6 +97,6 @@ def cancel_instance_traffic_package_downgrade(
             required=BY_TRAFFIC_PACKAGE, actual=row.internet_charge_type
         )
     if row.tp_status != WAIT_TO_ENABLE:
-        raise errors.DowngradeNotExistTrafficPackage(instance_id=req.instance_id)
+        raise errors.DowngradeNotExist(instance_id=req.instance_id, what="traffic package")
     changes.cancel_downgrade(ctx, changes.TRAFFIC_PACKAGE, row)
     return EmptyResponse()

@@ -1,4 +1,5 @@
-"""Operators' HTTP endpoints under ``/admin/v1``: traffic ingestion, the simulated clock, top-ups.
+"""Operators' HTTP endpoints under ``/admin/v1``: traffic ingestion, the simulated clock, top-ups,
+snapshots and reset.
 
 They exist only when ``ZBMC_ADMIN_TOKEN`` is set (otherwise every path answers 404 like any
 unknown path) and require ``Authorization: Bearer <token>``. Each request is one transaction and
@@ -24,9 +25,16 @@ from starlette.routing import BaseRoute, Route
 from zbmc.clock import MAX_ADVANCE_SECONDS, Clock, iso
 from zbmc.db.engine import unit_of_work
 from zbmc.domain.pricing import from_cents
-from zbmc.errors import ApiError, BodyTooLarge, InternalServerError, InvalidAuthorization
+from zbmc.errors import (
+    ApiError,
+    BodyTooLarge,
+    InternalServerError,
+    InvalidAuthorization,
+    StateBusy,
+)
 from zbmc.errors import InvalidParameter as BadRequest
 from zbmc.pipeline import error_body, new_request_id
+from zbmc.snapshots import Busy, SnapshotError, SnapshotNotFound, Snapshots
 from zbmc.store import traffic
 from zbmc.tenancy import MAX_AMOUNT, NotFound, top_up
 
@@ -36,6 +44,8 @@ log = logging.getLogger("zbmc.admin")
 
 # (transaction, billing now, JSON body, path parameters) -> JSON result
 Work = Callable[[Connection, int, dict[str, Any], dict[str, str]], dict[str, Any]]
+# (JSON body, path parameters) -> JSON result; runs its own transactions
+Task = Callable[[dict[str, Any], dict[str, str]], Any]
 
 
 class ResourceNotFound(ApiError):
@@ -74,6 +84,7 @@ class AdminApi:
         self.engine = engine
         self.clock = clock
         self._token = token.encode()
+        self.snapshots = Snapshots(engine, clock)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -84,6 +95,19 @@ class AdminApi:
                 self._endpoint(self._topup),
                 methods=["POST"],
             ),
+            Route("/admin/v1/snapshots", self._task(self._snapshot_list), methods=["GET"]),
+            Route("/admin/v1/snapshots", self._task(self._snapshot_save), methods=["POST"]),
+            Route(
+                "/admin/v1/snapshots/{name}/restore",
+                self._task(lambda _body, path: self.snapshots.restore(path["name"]).as_dict()),
+                methods=["POST"],
+            ),
+            Route(
+                "/admin/v1/snapshots/{name}",
+                self._task(self._snapshot_delete),
+                methods=["DELETE"],
+            ),
+            Route("/admin/v1/reset", self._task(self._reset), methods=["POST"]),
         ]
 
     def _authorize(self, request: Request) -> None:
@@ -96,13 +120,16 @@ class AdminApi:
             raise InvalidAuthorization(detail="the admin token is not valid")
 
     def _endpoint(self, work: Work) -> Callable[[Request], Awaitable[Response]]:
+        return self._task(lambda body, path: self._run(work, body, path))
+
+    def _task(self, task: Task) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             request_id = new_request_id()
             try:
                 self._authorize(request)
                 body = await _read_json(request)
                 path = {k: str(v) for k, v in request.path_params.items()}
-                result = await run_in_threadpool(self._run, work, body, path)
+                result = await run_in_threadpool(_snapshot_errors, task, body, path)
                 return _respond(request_id, 200, json.dumps(result).encode())
             except ApiError as error:
                 return _respond(request_id, error.status, error_body(request_id, error))
@@ -159,6 +186,38 @@ class AdminApi:
             ) from None
         balance = top_up(conn, tenant_id, amount, now, "top-up (admin API)")
         return {"tenantId": tenant_id, "balance": str(from_cents(balance))}
+
+    # --- snapshots and reset (zbmc.snapshots) ---------------------------------------------------
+
+    def _snapshot_list(self, _body: dict[str, Any], _path: dict[str, str]) -> Any:
+        return {"snapshots": [found.as_dict() for found in self.snapshots.list()]}
+
+    def _snapshot_save(self, body: dict[str, Any], _path: dict[str, str]) -> Any:
+        name = body.get("name")
+        if not isinstance(name, str):
+            raise BadRequest(detail='the body must be {"name": "..."}')
+        return self.snapshots.save(name).as_dict()
+
+    def _snapshot_delete(self, _body: dict[str, Any], path: dict[str, str]) -> Any:
+        self.snapshots.delete(path["name"])
+        return {"deleted": path["name"]}
+
+    def _reset(self, body: dict[str, Any], _path: dict[str, str]) -> Any:
+        demo = body.get("demo", False)
+        if not isinstance(demo, bool):
+            raise BadRequest(detail="`demo` must be true or false")
+        return {"demo": self.snapshots.reset(demo) or None}
+
+
+def _snapshot_errors(task: Task, body: dict[str, Any], path: dict[str, str]) -> Any:
+    try:
+        return task(body, path)
+    except SnapshotNotFound as exc:
+        raise ResourceNotFound(detail=str(exc)) from None
+    except Busy as exc:
+        raise StateBusy(detail=str(exc)) from None
+    except SnapshotError as exc:
+        raise BadRequest(detail=str(exc)) from None
 
 
 def admin_routes(engine: Engine, clock: Clock, token: str | None) -> list[BaseRoute]:

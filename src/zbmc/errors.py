@@ -51,6 +51,11 @@ class MissingParameter(ApiError):
     code, status, template = "MISSING_PARAMETER", 400, "The parameter `{name}` is required."
 
 
+class StateBusy(ApiError):
+    # Operators' endpoints only: a snapshot restore or reset meets a worker tick (zbmc.snapshots).
+    code, status, template = "OPERATION_DENIED_WORKER_TICK_IN_PROGRESS", 409, "{detail}"
+
+
 class RequestLimitExceeded(ApiError):
     code, status, template = "REQUEST_LIMIT_EXCEEDED", 429, "Too many requests; retry later."
 

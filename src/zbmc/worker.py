@@ -34,6 +34,7 @@ from zbmc.db.engine import WriteTurns, unit_of_work
 from zbmc.db.tables import instances, orders
 from zbmc.domain.changes import ENABLE
 from zbmc.drivers import DriverError, NetworkDriver
+from zbmc.snapshots import hold_off_restores
 from zbmc.store import instances as store
 
 log = logging.getLogger("zbmc.worker")
@@ -143,6 +144,7 @@ class Worker:
                     return TickReport(now=now)
         announced = self.turns.first() if self.turns is not None else nullcontext()
         with announced, unit_of_work(self.engine) as conn:
+            hold_off_restores(conn)  # zbmc.snapshots: no restore under a tick
             report = TickReport(now=self.clock.now(conn))
             report.more = (
                 self._apply_due_orders(conn, report)

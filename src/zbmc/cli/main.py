@@ -17,6 +17,7 @@ from zbmc import certificates, logs
 from zbmc.app import Runtime, build_runtime
 from zbmc.cli.admin import admin
 from zbmc.cli.output import emit
+from zbmc.cli.snapshots import reset, snapshot
 from zbmc.db.engine import MissingDriver, unit_of_work
 from zbmc.db.migrate import is_at_head, upgrade
 from zbmc.demo import ensure_demo, snippet
@@ -273,4 +274,6 @@ def _print_report(report: TickReport, as_json: bool) -> None:
     sys.stdout.flush()
 
 
+admin.add_command(snapshot)
+admin.add_command(reset)
 main.add_command(admin)

@@ -12,6 +12,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from zbmc.db.engine import unit_of_work
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -41,7 +43,8 @@ def _head() -> str | None:
 def current_revision(engine: Engine) -> str | None:
     # Checking the revision is routine (every start, every admin command): keep Alembic quiet.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
-    with engine.connect() as conn:
+    # A read (SQLite: a plain BEGIN): the check must not wait for a writer's lock.
+    with unit_of_work(engine, write=False) as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 

@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from zenlayercloud.common.excpetion.zenlayer_cloud_sdk_exception import (
     ZenlayerCloudSdkException,
 )
 
 from tests.harness import V2022, V2026, Stack, Tenant
 from zbmc.domain import traffic_stats
+from zbmc.store import traffic as traffic_store
 
 SPEC_EXAMPLE = (
     '{"dataList":[{"internetRX":144056,"internetTX":2936,"time":"2023-07-11T06:55:00Z"},'
@@ -415,3 +418,51 @@ def test_average_rounds_down_and_mbps_rounds_half_up() -> None:
     assert traffic_stats.summarize([half]).max_95_mbps == Decimal("5.00")
     up = traffic_stats.Point(300, 145_000 * 300 // 8, 0)  # 0.145 Mbps -> 0.15
     assert traffic_stats.summarize([up]).max_95_mbps == Decimal("0.15")
+
+
+_VALUES = st.one_of(
+    st.integers(min_value=-10, max_value=2**40),
+    st.integers(min_value=2**62 - 10, max_value=2**63),
+    st.integers(min_value=2**59 - 10, max_value=2**60),
+    st.sampled_from([0, 1, 7, 8, 300, 86_400, 86_401, True, False, None, "", "x", "12"]),
+    st.decimals(allow_nan=True, allow_infinity=True, places=1),
+    st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01", [], {}]),
+)
+_SAMPLE_KEYS = [*sorted(traffic_store._KEYS), "colour"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(_SAMPLE_KEYS), _VALUES, max_size=9),
+    st.sampled_from(["s-1", "", "x" * 129, 5]),
+    st.sampled_from(["i-1", "", None]),
+)
+def test_the_quick_sample_check_agrees_with_the_full_one(
+    raw: dict[str, Any], sample_id: Any, instance_id: Any
+) -> None:
+    """``parse_samples`` checks the usual shape in one pass: every sample must come out exactly
+    as ``parse_sample`` makes it, or be rejected with its message."""
+    for item in (raw, {"sampleId": sample_id, "instanceId": instance_id, **raw}):
+        try:
+            expected: Any = traffic_store.parse_sample(item, 0)
+        except traffic_store.SampleError as exc:
+            expected = str(exc)
+        try:
+            got: Any = traffic_store.parse_samples([item])[0]
+        except traffic_store.SampleError as exc:
+            got = str(exc)
+        assert got == expected
+        if not isinstance(got, str):
+            assert [type(v) for v in got] == [str, str, int, int, int, int]
+
+
+def test_the_first_of_repeated_ids_in_a_batch_is_kept(
+    stack: Stack, tenant: Tenant, tmp_path: Path
+) -> None:
+    iid = tenant.instance()
+    t = hour_ago()
+    first = sample(f"{iid}-r", iid, t, inBytes=30_000, outBytes=60_000)
+    second = sample(f"{iid}-r", iid, t, inBytes=1, outBytes=2)
+    assert ingest(stack, tmp_path, [first, second]) == {"accepted": 1, "duplicates": 1}
+    result = describe(tenant, V2026, iid, iso(t - 300), iso(t))
+    assert [(d.internetRX, d.internetTX) for d in result.dataList] == [(800, 1600)]

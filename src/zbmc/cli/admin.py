@@ -486,7 +486,9 @@ def _samples_from_text(text: str) -> Any:
     except ValueError:
         lines = [line for line in text.splitlines() if line.strip()]
         try:
-            return [json.loads(line, parse_float=Decimal) for line in lines]
+            # one decoder for all lines: json.loads with an option builds one per call
+            decode = json.JSONDecoder(parse_float=Decimal).decode
+            return [decode(line) for line in lines]
         except ValueError as exc:
             raise click.ClickException(f"not a JSON array nor JSON lines: {exc}") from None
     if isinstance(data, dict):

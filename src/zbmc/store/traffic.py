@@ -6,15 +6,15 @@ the first invalid sample rejects it, and nothing is stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
+from zbmc.db.bulk import NewRows
 from zbmc.db.tables import instances, traffic_samples
 from zbmc.domain.traffic_stats import parse_wire_time
 from zbmc.errors import IllegalTime
@@ -24,7 +24,6 @@ MAX_INTERVAL_SECONDS = 86_400
 MAX_SAMPLE_ID_LENGTH = 128
 # Times, intervals and byte counts are 64-bit columns; no real sample comes near this bound.
 MAX_NUMBER = 2**62
-_BULK_ATTEMPTS = 3  # then one SAVEPOINT per row, whatever the contention
 _CHUNK = 500  # ids per IN (...) list: far below every backend's bound-parameter limit
 _KEYS = frozenset(
     {"sampleId", "instanceId", "time", "intervalSeconds", "inBytes", "outBytes", "inBps", "outBps"}
@@ -35,8 +34,9 @@ class SampleError(ValueError):
     """A sample (and so its whole batch) is invalid; the message says which and why."""
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
+    """One sample, its fields named after the columns of ``traffic_samples``."""
+
     sample_id: str
     instance_id: str
     ts: int
@@ -139,79 +139,86 @@ def parse_sample(raw: Any, index: int) -> Sample:
     )
 
 
+def _plain(raw: Any) -> Sample | None:
+    """The usual sample (whole numbers, Unix-seconds time) checked in one pass, or None:
+    anything else, valid or not, goes through ``parse_sample``, which has the rules and the
+    messages. It accepts exactly what ``parse_sample`` accepts of this shape, with the same
+    result; checking 10 000 samples took 0.2 s through ``parse_sample`` alone."""
+    if type(raw) is not dict or not raw.keys() <= _KEYS:
+        return None
+    sample_id = raw.get("sampleId")
+    instance_id = raw.get("instanceId")
+    ts = raw.get("time")
+    interval = raw.get("intervalSeconds", DEFAULT_INTERVAL_SECONDS)
+    if not (
+        type(sample_id) is str
+        and 0 < len(sample_id) <= MAX_SAMPLE_ID_LENGTH
+        and type(instance_id) is str
+        and instance_id
+        and type(ts) is int
+        and 0 <= ts <= MAX_NUMBER
+        and type(interval) is int
+        and 1 <= interval <= MAX_INTERVAL_SECONDS
+    ):
+        return None
+    in_bytes = _plain_volume(raw, "inBytes", "inBps", interval)
+    out_bytes = _plain_volume(raw, "outBytes", "outBps", interval)
+    if in_bytes is None or out_bytes is None:
+        return None
+    return Sample(sample_id, instance_id, ts, interval, in_bytes, out_bytes)
+
+
+def _plain_volume(raw: dict[str, Any], bytes_key: str, bps_key: str, interval: int) -> int | None:
+    if bytes_key not in raw:
+        bps = raw.get(bps_key)
+        if type(bps) is not int or not 0 <= bps <= MAX_NUMBER or bps * interval % 8:
+            return None
+        volume = bps * interval // 8
+        return volume if volume <= MAX_NUMBER else None
+    volume = raw[bytes_key]
+    if type(volume) is not int or not 0 <= volume <= MAX_NUMBER or bps_key in raw:
+        return None
+    return volume
+
+
 def parse_samples(raw: Any) -> list[Sample]:
     if not isinstance(raw, list):
         raise SampleError("samples must be a JSON array of sample objects")
-    return [parse_sample(item, i) for i, item in enumerate(raw)]
+    parsed = []
+    for index, item in enumerate(raw):
+        sample = _plain(item)
+        parsed.append(parse_sample(item, index) if sample is None else sample)
+    return parsed
 
 
-def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
-    for i in range(0, len(values), _CHUNK):
-        yield values[i : i + _CHUNK]
-
-
-def _existing(conn: Connection, column: Any, wanted: Iterable[str]) -> set[str]:
+def _existing_instances(conn: Connection, wanted: set[str]) -> set[str]:
     found: set[str] = set()
-    for chunk in _chunks(sorted(set(wanted))):
+    column = instances.c.instance_id
+    ordered = sorted(wanted)
+    for i in range(0, len(ordered), _CHUNK):
+        chunk = ordered[i : i + _CHUNK]
         found.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
     return found
 
 
-def _row(sample: Sample) -> dict[str, Any]:
-    return {
-        "sample_id": sample.sample_id,
-        "instance_id": sample.instance_id,
-        "ts": sample.ts,
-        "interval_seconds": sample.interval_seconds,
-        "in_bytes": sample.in_bytes,
-        "out_bytes": sample.out_bytes,
-    }
-
-
-def _fresh(conn: Connection, samples: Sequence[Sample]) -> list[dict[str, Any]]:
-    """Rows for the samples whose id is neither stored nor earlier in the batch."""
-    stored = _existing(conn, traffic_samples.c.sample_id, (s.sample_id for s in samples))
-    fresh: dict[str, Sample] = {}
-    for sample in samples:
-        if sample.sample_id not in stored:
-            fresh.setdefault(sample.sample_id, sample)
-    # One order for every batch, so two batches sharing new ids wait on each other instead of
-    # deadlocking (PostgreSQL locks each unique key as it inserts it).
-    return [_row(fresh[sample_id]) for sample_id in sorted(fresh)]
-
-
-def _insert_each(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    accepted = 0
-    for row in rows:
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(traffic_samples).values(**row))
-            accepted += 1
-        except IntegrityError:
-            pass
-    return accepted
+# Sample ids are the primary key: the database drops the ones it holds already, and also the
+# ones a concurrent batch is inserting (on PostgreSQL, after waiting for that batch to end).
+_NEW_SAMPLES = NewRows(traffic_samples, Sample._fields, "sample_id")
 
 
 def ingest(conn: Connection, samples: Sequence[Sample]) -> IngestResult:
     """Store the samples whose id is new; a resent id (stored or earlier in the batch) is a
     duplicate and ignored, even if its values differ."""
     wanted = {s.instance_id for s in samples}
-    missing = wanted - _existing(conn, instances.c.instance_id, wanted)
+    missing = wanted - _existing_instances(conn, wanted)
     if missing:
         raise SampleError(f"unknown instanceId: {', '.join(sorted(missing))}")
-    rows = _fresh(conn, samples)
-    for _attempt in range(_BULK_ATTEMPTS):
-        if not rows:
-            return IngestResult(accepted=0, duplicates=len(samples))
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(traffic_samples), rows)
-            return IngestResult(accepted=len(rows), duplicates=len(samples) - len(rows))
-        except IntegrityError:
-            # A concurrent batch committed some of the same ids after our check (PostgreSQL,
-            # READ COMMITTED): the next statement sees them, so check again and retry in bulk.
-            rows = _fresh(conn, samples)
-    accepted = _insert_each(conn, rows)
+    first: dict[str, Sample] = {}
+    for sample in samples:
+        first.setdefault(sample.sample_id, sample)
+    # One order for every batch, so two batches sharing new ids wait on each other instead of
+    # deadlocking (PostgreSQL locks each unique key as it inserts it).
+    accepted = _NEW_SAMPLES.insert(conn, [first[sample_id] for sample_id in sorted(first)])
     return IngestResult(accepted=accepted, duplicates=len(samples) - accepted)
 
 

@@ -205,7 +205,7 @@ def test_non_integral_bps_rejects_the_whole_batch(
         ({"time": "2024-01-01 00:00:00"}, "YYYY-MM-DDThh:mm:ssZ or Unix seconds"),
         ({"time": 1.5}, "time must be a whole number"),
         ({"intervalSeconds": 0}, "intervalSeconds must be"),
-        ({"inBytes": -1}, "must not be negative"),
+        ({"inBytes": -1}, "in traffic must be 0 to"),
         ({"inBps": 8}, "exactly one of inBytes and inBps"),
         ({"colour": "red"}, "unknown keys colour"),
         ({"inBytes": "12"}, "inBytes must be a whole number"),

@@ -24,13 +24,19 @@ from zenlayercloud.common.excpetion.zenlayer_cloud_sdk_exception import Zenlayer
 
 from tests.harness import V2022, V2026, Stack
 from zbmc.cli.main import main as cli_main
-from zbmc.db.tables import images, instance_types, offerings, zones
+from zbmc.db.tables import address_pools, images, instance_types, offerings, zones
 
 StackFactory = Callable[..., Stack]
 CREDENTIAL_KEYS = {"tenantId", "accessKeyId", "accessKeyPassword"}
 ORDER_KEYS = {"orderNumber", "instanceId", "kind", "amount", "state", "effectiveAt"}
 LEDGER_KEYS = {"entryId", "time", "kind", "amount", "balanceAfter", "orderNumber", "instanceId"}
-DEMO_COUNTS = {"zones": 4, "images": 3, "instance_types": 4, "offerings": 11}
+DEMO_COUNTS = {
+    "zones": 4,
+    "images": 11,
+    "instance_types": 4,
+    "offerings": 11,
+    "address_pools": 6,
+}
 
 
 def invoke(stack: Stack, *args: str) -> Result:
@@ -418,7 +424,7 @@ def _catalogue_rows(stack: Stack) -> dict[str, list[Any]]:
                 table.name: [
                     tuple(row) for row in conn.execute(select(table).order_by(*table.primary_key))
                 ]
-                for table in (zones, images, instance_types, offerings)
+                for table in (zones, images, instance_types, offerings, address_pools)
             }
     finally:
         engine.dispose()
@@ -428,9 +434,10 @@ def test_demo_catalogue_load_is_idempotent(fresh: Stack) -> None:
     before = _catalogue_rows(fresh)  # the fixture has loaded the demo once already
     assert {name: len(rows) for name, rows in before.items()} == {
         "zones": 4,
-        "images": 3,
+        "images": 11,
         "instance_types": 4,
         "offerings": 11,
+        "address_pools": 6,
     }
     assert fresh.admin.json("catalogue", "load", "--demo") == DEMO_COUNTS
     assert fresh.admin.json("catalogue", "load", "--demo") == DEMO_COUNTS

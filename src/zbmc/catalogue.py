@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from zbmc.db.tables import images, instance_types, offerings, zones
 from zbmc.domain.sizes import is_valid_package_size, tb_to_gb
+from zbmc.store import addresses
 
 INTERNET_CHARGE_TYPES = (
     "ByBandwidth",
@@ -129,6 +130,16 @@ class OfferingSpec(_Strict):
         return self
 
 
+class AddressPoolSpec(_Strict):
+    """An address pool (``zbmc admin pool add`` does the same): PUBLIC_IPV4, PRIVATE_IPV4 or
+    IPV6, a CIDR, and optionally the one zone it serves."""
+
+    id: str
+    kind: str
+    cidr: str
+    zone: str | None = None
+
+
 class Catalogue(_Strict):
     currency: str = "USD"
     illustrative: bool = False
@@ -136,6 +147,7 @@ class Catalogue(_Strict):
     images: list[ImageSpec] = Field(default_factory=list)
     instance_types: list[InstanceTypeSpec] = Field(default_factory=list)
     offerings: list[OfferingSpec] = Field(default_factory=list)
+    address_pools: list[AddressPoolSpec] = Field(default_factory=list)
 
 
 class CatalogueError(ValueError):
@@ -261,9 +273,17 @@ def load(conn: Connection, catalogue: Catalogue) -> dict[str, int]:
                     },
                 )
                 written += 1
-    return {
+    for pool in catalogue.address_pools:
+        try:
+            addresses.add_pool(conn, pool.kind, pool.cidr, pool.zone, pool.id)
+        except addresses.PoolError as exc:
+            raise CatalogueError(f"address pool {pool.id!r}: {exc}") from None
+    counts = {
         "zones": len(catalogue.zones),
         "images": len(catalogue.images),
         "instance_types": len(catalogue.instance_types),
         "offerings": written,
     }
+    if catalogue.address_pools:
+        counts["address_pools"] = len(catalogue.address_pools)
+    return counts

@@ -239,3 +239,155 @@ def all_error_classes() -> list[type[ApiError]]:
 class InstanceNameExceed(ApiError):
     code, status = "INVALID_PARAMETER_INSTANCE_NAME_EXCEED", 400
     template = "instanceName must be 1-64 letters, digits, '-', '.' or '_'."
+
+
+# --- instance creation (spec instances.md §0) ---------------------------------------------------
+
+
+class SubnetNotFound(ApiError):
+    code, status = "INVALID_SUBNET_NOT_FOUND", 404
+    template = "The specified subnetId `{subnet_id}` is not found."
+
+
+class ResourceGroupNotFound(ApiError):
+    code, status = "OPERATION_FAILED_RESOURCE_GROUP_NOT_FOUND", 404
+    template = "The specified resourceGroupId `{resource_group_id}` is not found."
+
+
+class ResourceNotFound(ApiError):
+    code, status, template = "OPERATION_FAILED_RESOURCE_NOT_FOUND", 404, "{detail}"
+
+
+class BandwidthZoneNoSell(ApiError):
+    code, status = "INVALID_INSTANCE_BANDWIDTH_ZONE_NO_SELL", 400
+    template = (
+        "internetChargeType `{internet_charge_type}` is not sold for instance type "
+        "`{instance_type_id}` in zone `{zone_id}`."
+    )
+
+
+class SoldOut(ApiError):
+    code, status = "RESOURCES_SOLDOUT_INSTANCE_TYPE", 400
+    template = (
+        "Instance type `{instance_type_id}` in zone `{zone_id}` has {qty} in stock; "
+        "{amount} requested."
+    )
+
+
+class BandwidthValueExceedMaximum(ApiError):
+    code, status = "INVALID_BANDWIDTH_VALUE_EXCEED_MAXIMUM", 400
+    template = "internetMaxBandwidthOut must be between 1 and {maximum} Mbps, got {value}."
+
+
+class HostnameExceed(ApiError):
+    code, status = "INVALID_PARAMETER_HOSTNAME_EXCEED", 400
+    template = "hostname `{hostname}` is longer than 64 characters."
+
+
+class HostnameMalformed(ApiError):
+    code, status = "INVALID_PARAMETER_HOSTNAME_MALFORMED", 400
+    template = (
+        "hostname `{hostname}` is malformed: use letters, digits, '-' and '.', starting and "
+        "ending with a letter or digit, and `[begin,bits]` patterns (begin 0-99999, bits 1-6)."
+    )
+
+
+class PasswordMalformed(ApiError):
+    code, status = "INVALID_PARAMETER_VALUE_PASSWORD_MALFORMED", 400
+    template = (
+        "password must be 8-16 characters with an upper-case letter, a lower-case letter, a "
+        "digit and one of ~!@$^*-_=+, and nothing else."
+    )
+
+
+class LoginConflict(ApiError):
+    code, status = "INVALID_PARAMETER_INSTANCE_LOGIN_CONFLICT", 400
+    template = "Give only one of password, keyId and sshKeys."
+
+
+class SshKeyMalformed(ApiError):
+    code, status, template = "INVALID_PARAMETER_SSH_KEY_MALFORMED", 400, "{detail}"
+
+
+class SshKeyDuplicate(ApiError):
+    code, status, template = "INVALID_PARAMETER_SSH_KEY_DUPLICATE", 400, "sshKeys has duplicates."
+
+
+class RaidFastCustomConflict(ApiError):
+    code, status = "INVALID_RAID_CONFIG_FAST_CUSTOM_CONFLICT", 400
+    template = "raidConfig takes raidType or customRaids, not both."
+
+
+class RaidNotSupport(ApiError):
+    code, status = "INVALID_INSTANCE_TYPE_RAID_NOT_SUPPORT", 400
+    template = "Instance type `{instance_type_id}` does not support RAID {raid_type}."
+
+
+class RaidDiskMismatch(ApiError):
+    code, status, template = "INVALID_PARAMETER_VALUE_RAID_DISK_MISMATCH", 400, "{detail}"
+
+
+class RaidDiskDisorder(ApiError):
+    code, status = "INVALID_PARAMETER_VALUE_RAID_DISK_DISORDER", 400
+    template = "diskSequence {sequence} must list consecutive disks in ascending order."
+
+
+class RaidDiskSequenceDuplicate(ApiError):
+    code, status = "INVALID_PARAMETER_VALUE_RAID_DISK_SEQUENCE_DUPLICATE", 400
+    template = "Disk {disk} appears more than once in customRaids."
+
+
+class RaidDiskSequenceRange(ApiError):
+    code, status = "INVALID_PARAMETER_VALUE_RAID_DISK_SEQUENCE_RANGE", 400
+    template = "Disk {disk} does not exist: the instance type has disks 1..{count}."
+
+
+class NicNameConflict(ApiError):
+    code, status = "INVALID_PARAMETER_NIC_NAME_CONFLICT", 400
+    template = "wanName and lanName must differ."
+
+
+class NicNameMalformed(ApiError):
+    code, status = "INVALID_PARAMETER_NIC_NAME_MALFORMED", 400
+    template = (
+        "NIC name `{name}` is malformed: 4-10 letters or digits starting with a letter; "
+        "wanName must not start with 'lan' and lanName not with 'wan'."
+    )
+
+
+class PartitionImageNotSet(ApiError):
+    code, status = "INVALID_PARTITION_IMAGE_NOT_SET", 400
+    template = "partitions need an imageId."
+
+
+class PartitionSizeNotFull(ApiError):
+    code, status = "INVALID_PARTITION_SIZE_NOT_FULL", 400
+    template = "The partitions need {needed} GB; the system volume has {capacity} GB."
+
+
+class PartitionDuplicateFilePath(ApiError):
+    code, status = "INVALID_PARTITION_DUPLICATE_FILE_PATH", 400
+    template = "fsPath `{path}` appears more than once."
+
+
+class PartitionMissingRequiredFilePath(ApiError):
+    code, status = "INVALID_PARTITION_MISSING_REQUIRED_FILE_PATH", 400
+    template = "partitions must include `{path}`."
+
+
+class PartitionMalformed(ApiError):
+    code, status, template = "INVALID_PARTITION_MALFORMED", 400, "{detail}"
+
+
+class PartitionNoType(ApiError):
+    code, status = "INVALID_PARTITION_NO_TYPE", 400
+    template = "fsType `{fs_type}` is not valid for {os_type} (use {allowed})."
+
+
+class PartitionInvalidOrder(ApiError):
+    code, status, template = "INVALID_PARTITION_INVALID_ORDER", 400, "{detail}"
+
+
+class AddressPoolExhausted(ApiError):
+    code, status = "RESOURCE_INSUFFICIENT_PRODUCT_SOLD_OUT", 400
+    template = "No free {kind} address is left for zone `{zone_id}`."

@@ -1,4 +1,5 @@
-"""Provisioning an instance for a tenant from the admin CLI (until CreateInstances exists)."""
+"""Provisioning an instance for a tenant from the admin CLI: already RUNNING or STOPPED, free
+unless asked to charge (operators bill those customers elsewhere); addresses from the pools."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from zbmc.domain import lifecycle
 from zbmc.domain.changes import BY_TRAFFIC_PACKAGE, ENABLE, PREPAID
 from zbmc.domain.periods import add_months
 from zbmc.domain.sizes import tb_to_gb
+from zbmc.errors import AddressPoolExhausted
+from zbmc.store import addresses
 from zbmc.store import instances as store
 from zbmc.tenancy import require_tenant
 
@@ -42,10 +45,6 @@ class InstanceSpec:
     auto_renew: bool = True
     charge: bool = False  # take the first period's price from the balance
     tags: tuple[tuple[str, str], ...] = ()
-
-
-def _private_ip() -> str:
-    return f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
 
 
 def new_instance_id() -> str:
@@ -89,6 +88,14 @@ def provision(conn: Connection, spec: InstanceSpec, now: int) -> str:
             raise ProvisioningError("traffic package outside the offering's default..maximum")
     prepaid = spec.instance_charge_type == PREPAID
     instance_id = new_instance_id()
+    owner = [instance_id]
+    try:
+        public, private, ipv6 = (
+            addresses.allocate(conn, kind, spec.zone_id, owner)[0]
+            for kind in (addresses.PUBLIC_IPV4, addresses.PRIVATE_IPV4, addresses.IPV6)
+        )
+    except AddressPoolExhausted as exc:
+        raise ProvisioningError(f"{exc.message} (add a pool with `zbmc admin pool add`)") from None
     expires = add_months(now, spec.period) if prepaid else None
     conn.execute(
         insert(instances).values(
@@ -115,9 +122,9 @@ def provision(conn: Connection, spec: InstanceSpec, now: int) -> str:
             traffic_cycle_start=now if package_gb is not None else None,
             bw_status=ENABLE,
             tp_status=ENABLE if by_package else None,
-            primary_ip=f"198.18.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}",
-            private_ip=_private_ip(),
-            ipv6=f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}",
+            primary_ip=public,
+            private_ip=private,
+            ipv6=ipv6,
             tags=[{"key": k, "value": v} for k, v in spec.tags],
         )
     )

@@ -124,3 +124,24 @@ def debit_all(db: Db, tenant_id: str, entries: list[Entry], now: int) -> int:
 
 
 _DEBIT_ALL = Statement(_DEBIT)
+
+
+def try_charge_all(db: Db, tenant_id: str, entries: list[Entry], now: int) -> int | None:
+    """Take every entry's amount if the balance covers their sum, else nothing; return the new
+    balance or None. One conditional UPDATE decides for all of them (as ``try_charge``), then one
+    insert writes each ledger row with its own running balance."""
+    if any(entry.amount < 0 for entry in entries):
+        raise ValueError("a charge is a positive amount")
+    total = sum(entry.amount for entry in entries)
+    tx = Tx.of(db)
+    charged = tx.first(_CHARGE_IF_COVERED, {"target_tenant_id": tenant_id, "amount": total})
+    if charged is None:
+        return None
+    new_balance = int(charged.balance)
+    running = new_balance + total
+    rows = []
+    for entry in entries:
+        running -= entry.amount
+        rows.append(_row(tenant_id, entry, -entry.amount, running, now))
+    _APPEND.insert(tx, rows)
+    return new_balance

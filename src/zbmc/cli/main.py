@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from zbmc import certificates, logs
 from zbmc.app import Runtime, build_runtime
+from zbmc.cli import fleet
 from zbmc.cli.admin import admin
 from zbmc.cli.output import emit
 from zbmc.cli.snapshots import reset, snapshot
@@ -276,4 +277,6 @@ def _print_report(report: TickReport, as_json: bool) -> None:
 
 admin.add_command(snapshot)
 admin.add_command(reset)
+admin.add_command(fleet.pool)
+admin.add_command(fleet.resource_group)
 main.add_command(admin)

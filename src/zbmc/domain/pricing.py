@@ -134,3 +134,48 @@ def overage_gb(used_bytes: int, package_gb: int) -> int:
     """Whole GB above the package; a started GB counts as one (1 GB = 10^9 bytes)."""
     excess = used_bytes - package_gb * GB
     return 0 if excess <= 0 else -(-excess // GB)
+
+
+@dataclass(frozen=True)
+class CreationQuote:
+    """What one new instance costs: the instance and its network part (bandwidth above the free
+    allowance, or the traffic package above the default one), before discount (``*_raw``) and as
+    ``Quote``s. For PREPAID they are totals for the whole first period; for POSTPAID hourly rates.
+    A PREPAID creation charges ``cents`` per instance: the sum of the two items exactly as
+    InquiryPriceCreateInstance shows them, each rounded to the cent."""
+
+    prepaid: bool
+    instance_raw: Decimal
+    network_raw: Decimal
+    instance: Quote
+    network: Quote
+
+    @property
+    def cents(self) -> int:
+        return self.instance.cents + self.network.cents
+
+
+def creation_quote(
+    prices: PriceList,
+    *,
+    prepaid: bool,
+    months: int,
+    billable_bandwidth: int,
+    billable_package_tb: Decimal,
+) -> CreationQuote:
+    """The price of one instance (docs/billing.md, "Creating instances")."""
+    if prepaid:
+        instance = prices.instance_month * months
+        network = (
+            billable_bandwidth * prices.bandwidth_month
+            + billable_package_tb * prices.traffic_tb_month
+        ) * months
+    else:
+        instance = prices.instance_hour
+        network = (
+            billable_bandwidth * prices.bandwidth_hour
+            + billable_package_tb * prices.traffic_tb_hour
+        )
+    return CreationQuote(
+        prepaid, instance, network, quote(prices, instance), quote(prices, network)
+    )

@@ -25,9 +25,10 @@ from zbmc.errors import (
 from zbmc.registry import action
 from zbmc.services.bmc.instance_types import InstanceType, instance_type_model
 from zbmc.services.bmc.shapes import EmptyResponse
+from zbmc.store import resource_groups
 from zbmc.wire import RequiredStr, StrList, WireModel
 
-DEFAULT_RESOURCE_GROUP = ("default", "Default Resource Group")
+DEFAULT_RESOURCE_GROUP = (resource_groups.DEFAULT_ID, resource_groups.DEFAULT_NAME)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
 MAX_PAGE_SIZE = 1000
 
@@ -110,11 +111,28 @@ class DescribeInstancesResponse(WireModel):
     data_set: list[InstanceInfo] = Field(default_factory=list)
 
 
-def instance_info(row: Row[Any], type_model: InstanceType, image_name: str | None) -> InstanceInfo:
+def _nic(stored: dict[str, str] | None, ha: bool) -> Nic:
+    if stored is not None:
+        return Nic.model_construct(wan_name=stored["wanName"], lan_name=stored["lanName"])
+    return Nic.model_construct(
+        wan_name="bond0" if ha else "wan0", lan_name="bond1" if ha else "lan0"
+    )
+
+
+def instance_info(
+    row: Row[Any],
+    type_model: InstanceType,
+    image_name: str | None,
+    group_names: dict[str, str] | None = None,
+) -> InstanceInfo:
     by_package = row.internet_charge_type == BY_TRAFFIC_PACKAGE
     prepaid = row.instance_charge_type == PREPAID
     group_id = row.resource_group_id or DEFAULT_RESOURCE_GROUP[0]
-    ha = type_model.is_ha
+    group_name = (
+        DEFAULT_RESOURCE_GROUP[1]
+        if group_id == DEFAULT_RESOURCE_GROUP[0]
+        else (group_names or {}).get(group_id, group_id)
+    )
     # Built from stored rows of known types: skip re-validating thousands of fields per page.
     return InstanceInfo.model_construct(
         instance_id=row.instance_id,
@@ -125,7 +143,7 @@ def instance_info(row: Row[Any], type_model: InstanceType, image_name: str | Non
         instance_type=type_model,
         image_id=row.image_id,
         image_name=image_name,
-        ipxe_url=None,
+        ipxe_url=row.ipxe_url,
         instance_charge_type=row.instance_charge_type,
         bandwidth_out_mbps=row.bandwidth,
         internet_charge_type=row.internet_charge_type,
@@ -135,24 +153,22 @@ def instance_info(row: Row[Any], type_model: InstanceType, image_name: str | Non
         public_ip_addresses=[row.primary_ip] if row.primary_ip else [],
         private_ip_addresses=[row.private_ip] if row.private_ip else [],
         ipv6_addresses=[row.ipv6] if row.ipv6 else None,
-        subnet_ids=[],
+        subnet_ids=[row.subnet_id] if row.subnet_id else [],
         create_time=iso(row.create_time),
         expired_time=iso(row.expired_time) if prepaid else None,
         resource_group_id=group_id,
-        resource_group_name=DEFAULT_RESOURCE_GROUP[1] if group_id == "default" else group_id,
+        resource_group_name=group_name,
         instance_status=row.status,
         traffic_package_size=gb_to_tb(row.traffic_package_gb) if by_package else None,
-        raid_config=None,
-        partitions=None,
-        nic=Nic.model_construct(
-            wan_name="bond0" if ha else "wan0", lan_name="bond1" if ha else "lan0"
-        ),
+        raid_config=row.raid_config,
+        partitions=row.partitions,
+        nic=_nic(row.nic, type_model.is_ha),
         auto_renew=bool(row.auto_renew) if prepaid else False,
-        key_id=None,
+        key_id=row.key_id,
         tags=Tags.model_construct(
             tags=[Tag.model_construct(key=t["key"], value=t["value"]) for t in row.tags]
         ),
-        enable_gateway_mode=False,
+        enable_gateway_mode=bool(row.enable_gateway_mode),
         ipmi_enabled=True,
     )
 
@@ -189,7 +205,7 @@ def _conditions(conn: Connection, tenant_id: str, req: DescribeInstancesRequest)
     if req.resource_group_id is not None:
         where.append(func.coalesce(c.resource_group_id, "default") == req.resource_group_id)
     if req.subnet_id is not None:
-        where.append(c.instance_id.is_(None))  # no instance is attached to a subnet
+        where.append(c.subnet_id == req.subnet_id)
     for value, column in (
         (req.internet_charge_type, c.internet_charge_type),
         (req.instance_status, c.status),
@@ -266,10 +282,11 @@ def describe_instances(ctx: Context, req: DescribeInstancesRequest) -> DescribeI
             select(images.c.image_id, images.c.image_name).where(images.c.image_id.in_(image_ids))
         )
     }
+    groups = resource_groups.names(conn, (row.resource_group_id for row in rows))
     return DescribeInstancesResponse(
         total_count=total,
         data_set=[
-            instance_info(row, types[row.instance_type_id], names.get(row.image_id or ""))
+            instance_info(row, types[row.instance_type_id], names.get(row.image_id or ""), groups)
             for row in rows
         ],
     )

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from zbmc.agent import protocol as agent_protocol
 from zbmc.clock import MAX_ADVANCE_SECONDS, Clock, iso
 from zbmc.db.engine import unit_of_work
 from zbmc.domain.pricing import from_cents
@@ -108,6 +109,16 @@ class AdminApi:
                 methods=["DELETE"],
             ),
             Route("/admin/v1/reset", self._task(self._reset), methods=["POST"]),
+            Route(
+                agent_protocol.STATE_PATH,
+                self._endpoint(agent_protocol.state, write=False),  # polled every second
+                methods=["POST"],
+            ),
+            Route(
+                agent_protocol.REPORT_PATH,
+                self._endpoint(agent_protocol.report),
+                methods=["POST"],
+            ),
         ]
 
     def _authorize(self, request: Request) -> None:
@@ -119,8 +130,10 @@ class AdminApi:
         if not hmac.compare_digest(presented.strip().encode(), self._token):
             raise InvalidAuthorization(detail="the admin token is not valid")
 
-    def _endpoint(self, work: Work) -> Callable[[Request], Awaitable[Response]]:
-        return self._task(lambda body, path: self._run(work, body, path))
+    def _endpoint(
+        self, work: Work, *, write: bool = True
+    ) -> Callable[[Request], Awaitable[Response]]:
+        return self._task(lambda body, path: self._run(work, body, path, write))
 
     def _task(self, task: Task) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -140,9 +153,11 @@ class AdminApi:
 
         return endpoint
 
-    def _run(self, work: Work, body: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
+    def _run(
+        self, work: Work, body: dict[str, Any], path: dict[str, str], write: bool = True
+    ) -> dict[str, Any]:
         try:
-            with unit_of_work(self.engine) as conn:
+            with unit_of_work(self.engine, write=write) as conn:
                 return work(conn, self.clock.now(conn), body, path)
         except NotFound as exc:
             raise ResourceNotFound(detail=str(exc)) from None

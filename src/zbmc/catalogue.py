@@ -113,6 +113,7 @@ class OfferingSpec(_Strict):
     maximum_traffic_package: Amount = "1000"
     qty: int = Field(ge=0)
     prices: PriceSpec
+    cap_inbound: bool = False  # the network agent caps inbound traffic at the bandwidth too
 
     @model_validator(mode="after")
     def _check(self) -> OfferingSpec:
@@ -268,6 +269,7 @@ def load(conn: Connection, catalogue: Catalogue) -> dict[str, int]:
                         "default_traffic_package_gb": tb_to_gb(Decimal(o.default_traffic_package)),
                         "maximum_traffic_package_gb": tb_to_gb(Decimal(o.maximum_traffic_package)),
                         "qty": o.qty,
+                        "cap_inbound": o.cap_inbound,
                         "currency": catalogue.currency,
                         **o.prices.model_dump(),
                     },

@@ -66,11 +66,28 @@ class CommandDriver:
         self._run("traffic-package", instance_id, "none" if package_gb is None else str(package_gb))
 
 
+class AgentDriver:
+    """Leaves bandwidth changes of attached instances to the network agents (``zbmc agent``):
+    the worker does not pick them up (``zbmc.store.attachments.left_to_agents``), they stay
+    Processing until the agent reports the kernel has the new cap. What reaches this driver
+    (traffic packages, instances without an attachment) has nothing to enforce in a kernel."""
+
+    name = "agent"
+
+    def apply_bandwidth(self, instance_id: str, mbps: int) -> None:
+        return None
+
+    def apply_traffic_package(self, instance_id: str, package_gb: int | None) -> None:
+        return None
+
+
 def make_driver(name: str, command: str | None = None) -> NetworkDriver:
     if name == "noop":
         return NoopDriver()
+    if name == "agent":
+        return AgentDriver()
     if name == "command":
         if not command:
             raise ValueError("ZBMC_DRIVER=command needs ZBMC_DRIVER_COMMAND (the program to run)")
         return CommandDriver(command)
-    raise ValueError(f"unknown network driver {name!r} (available: noop, command)")
+    raise ValueError(f"unknown network driver {name!r} (available: noop, command, agent)")

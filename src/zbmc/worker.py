@@ -22,7 +22,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
 from zbmc.billing import metering, renewals
@@ -35,6 +35,7 @@ from zbmc.db.tables import instances, orders
 from zbmc.domain.changes import ENABLE
 from zbmc.drivers import DriverError, NetworkDriver
 from zbmc.snapshots import hold_off_restores
+from zbmc.store import attachments
 from zbmc.store import instances as store
 
 log = logging.getLogger("zbmc.worker")
@@ -101,20 +102,29 @@ _IS_DUE = and_(
     or_(*(orders.c.state == state for state in _DUE_STATES)),
     orders.c.effective_at <= bindparam("now"),
 )
-_ANY_DUE = Statement(select(orders.c.order_number).where(_IS_DUE).limit(1))
-_DUE = Statement(
-    select(
-        orders.c.order_number,
-        orders.c.instance_id,
-        orders.c.kind,
-        orders.c.to_value,
-        orders.c.attempts,
+
+
+def _due_statements(due: ColumnElement[bool]) -> tuple[Statement, Statement]:
+    """(anything due?, the due orders) for a condition on orders."""
+    rows = (
+        select(
+            orders.c.order_number,
+            orders.c.instance_id,
+            orders.c.kind,
+            orders.c.to_value,
+            orders.c.attempts,
+        )
+        .where(due)
+        .order_by(orders.c.effective_at, orders.c.created_at, orders.c.order_number)
+        .limit(BATCH)
+        .with_for_update(skip_locked=True)
     )
-    .where(_IS_DUE)
-    .order_by(orders.c.effective_at, orders.c.created_at, orders.c.order_number)
-    .limit(BATCH)
-    .with_for_update(skip_locked=True)
-)
+    return Statement(select(orders.c.order_number).where(due).limit(1)), Statement(rows)
+
+
+_ANY_DUE, _DUE = _due_statements(_IS_DUE)
+# ZBMC_DRIVER=agent: the network agents finish the bandwidth orders of attached instances.
+_ANY_DUE_AGENTS, _DUE_AGENTS = _due_statements(and_(_IS_DUE, ~attachments.left_to_agents()))
 
 
 class Worker:
@@ -130,6 +140,8 @@ class Worker:
         self.driver = driver
         self.turns = turns  # the worker thread of `zbmc serve` on SQLite (zbmc.db.engine)
         self._more = False  # the last tick said more was due
+        agents = driver.name == "agent"
+        self._any_due, self._due = (_ANY_DUE_AGENTS, _DUE_AGENTS) if agents else (_ANY_DUE, _DUE)
 
     def tick(self) -> TickReport:
         more, self._more = self._more, False
@@ -156,7 +168,7 @@ class Worker:
 
     def _anything_due(self, conn: Connection, now: int) -> bool:
         return (
-            Tx.of(conn).first(_ANY_DUE, {"now": now}) is not None
+            Tx.of(conn).first(self._any_due, {"now": now}) is not None
             or store.has_ended_periods(conn, now)
             or store.has_hours_to_meter(conn, now)
         )
@@ -172,7 +184,7 @@ class Worker:
 
     def _apply_due_orders(self, conn: Connection, report: TickReport) -> bool:
         tx = Tx.of(conn)
-        due = tx.rows(_DUE, {"now": report.now})
+        due = tx.rows(self._due, {"now": report.now})
         applied: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _APPLY}
         now = report.now
         for order in due:

@@ -17,6 +17,8 @@ from zbmc import certificates, logs
 from zbmc.app import Runtime, build_runtime
 from zbmc.cli import fleet
 from zbmc.cli.admin import admin
+from zbmc.cli.agent import agent
+from zbmc.cli.network import network
 from zbmc.cli.output import emit
 from zbmc.cli.snapshots import reset, snapshot
 from zbmc.db.engine import MissingDriver, unit_of_work
@@ -279,4 +281,6 @@ admin.add_command(snapshot)
 admin.add_command(reset)
 admin.add_command(fleet.pool)
 admin.add_command(fleet.resource_group)
+admin.add_command(network)
 main.add_command(admin)
+main.add_command(agent)

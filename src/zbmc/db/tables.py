@@ -133,6 +133,8 @@ offerings = Table(
     Column("traffic_tb_month", String(32), nullable=False),
     Column("traffic_tb_hour", String(32), nullable=False),
     Column("overage_gb", String(32), nullable=False),
+    # the network agent caps inbound traffic too (docs/drivers.md)
+    Column("cap_inbound", Boolean, nullable=False, server_default="0"),
 )
 
 instances = Table(
@@ -309,4 +311,16 @@ faults = Table(
     Column("instance_id", String(40), nullable=True),
     Column("operation", String(16), nullable=False),  # CREATE | INSTALL
     Column("created_at", BigInteger, nullable=False),
+)
+
+# Where each instance's traffic passes: the network host whose `zbmc agent` enforces its cap and
+# the interface (on that host) that carries only this instance's traffic. Set by the operator.
+network_attachments = Table(
+    "network_attachments",
+    metadata,
+    Column("instance_id", String(40), primary_key=True),
+    Column("host", String(128), nullable=False),
+    Column("interface", String(15), nullable=False),  # Linux IFNAMSIZ - 1
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_network_attachments_host", "host", "interface", unique=True),
 )

@@ -5,7 +5,9 @@ change nothing, addresses from the pools, and what DescribeInstances shows of a 
 from __future__ import annotations
 
 import importlib
+import tempfile
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -365,10 +367,13 @@ SMALL: dict[str, Any] = {
 }
 
 
-def small_stack(make_stack: StackFactory, *, qty: int, public_cidr: str, **env: str) -> Stack:
+def small_stack(
+    make_stack: StackFactory, *, qty: int, public_cidr: str, workers: int = 1, **env: str
+) -> Stack:
     """A fresh stack with one more zone TST-A selling model T1 (100.00 a month, 0.10 an hour)
-    with ``qty`` in stock and a public pool ``public_cidr`` of its own."""
-    stack = make_stack(**env)
+    with ``qty`` in stock and a public pool ``public_cidr`` of its own, served by ``workers``
+    API processes."""
+    stack = make_stack(start=False)
     catalogue = f"""
 [[zones]]
 id = "TST-A"
@@ -413,10 +418,12 @@ kind = "PUBLIC_IPV4"
 cidr = "{public_cidr}"
 zone = "TST-A"
 """
-    assert stack.log_path is not None
-    path = stack.log_path.parent / "small.toml"
+    directory = Path(tempfile.mkdtemp(prefix="zbmc-small-"))  # kept: the server log is there
+    path = directory / "small.toml"
     path.write_text(catalogue)
     stack.admin.run("catalogue", "load", str(path))
+    stack.workers = workers
+    stack.start(directory / "server.log", **env)
     return stack
 
 

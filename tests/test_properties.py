@@ -1019,3 +1019,201 @@ def test_money_orders_and_statuses_stay_consistent_as_time_passes(
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         ),
     )
+
+
+# --- creation: CreateInstances against stock, balance and address pools --------------------------
+
+# (zone, model) offerings of the demo catalogue the machine buys from, with one not sold
+# (FRA-A L6G), one out of stock (LAX-A M6C) and one with little stock (SEL-A L6G: 4).
+OFFERS = [("SEL-A", "M6C"), ("HKG-A", "M6S"), ("FRA-A", "M6C"), ("SEL-A", "L6G"), ("LAX-A", "M6C")]
+SOLD = set(OFFERS)
+PREPAID_ONLY = {("FRA-A", "M6C")}
+BANDWIDTH_ONLY = {("FRA-A", "M6C")}
+MAXIMUM_MBPS = {"M6C": 10_000, "M6S": 5_000, "L6G": 20_000}
+
+
+class CreationMachine(RuleBasedStateMachine):
+    """Random CreateInstances (and top-ups) on one tenant. The model predicts every outcome from
+    the stock and the balance read before it and the inquiry's quote; after every step the books
+    balance, stock + the tenant's live instances of each offering stay what they were, and no
+    address is held twice."""
+
+    def __init__(self, stack: Stack) -> None:
+        super().__init__()
+        self.stack = stack
+        self.tenant = stack.tenant(balance="2000.00")
+        self.balance = Decimal("2000.00")
+        self.created: list[str] = []
+        self.start = {offer: self.qty(*offer) for offer in OFFERS}
+
+    def client(self, version: str) -> Any:
+        return self.tenant.client(version)
+
+    def qty(self, zone: str, model: str) -> int:
+        from tests.test_create import call
+
+        answer = call(
+            self.tenant,
+            V2026,
+            "DescribeAvailableResources",
+            instanceChargeType="PREPAID",
+            zoneId=zone,
+            instanceTypeId=model,
+        )
+        return sum(r.qty for r in answer.availableResources)
+
+    @rule(
+        offer=st.sampled_from([*OFFERS, ("FRA-A", "L6G")]),
+        prepaid=st.booleans(),
+        package=st.booleans(),
+        amount=st.sampled_from([1, 1, 2, 3, 5, 60]),
+        mbps=st.sampled_from([1, 10, 50, 300, 6_000, 25_000]),
+        period=st.integers(1, 3),
+        version=st.sampled_from([V2022, V2026]),
+    )
+    def create(
+        self,
+        offer: tuple[str, str],
+        prepaid: bool,
+        package: bool,
+        amount: int,
+        mbps: int,
+        period: int,
+        version: str,
+    ) -> None:
+        from zenlayercloud.common.excpetion.zenlayer_cloud_sdk_exception import (
+            ZenlayerCloudSdkException,
+        )
+
+        from tests.test_create import call, sdk
+
+        zone, model = offer
+        fields: dict[str, Any] = {
+            "zoneId": zone,
+            "instanceTypeId": model,
+            "instanceChargeType": "PREPAID" if prepaid else "POSTPAID",
+            "internetChargeType": "ByTrafficPackage" if package else "ByBandwidth",
+            "internetMaxBandwidthOut": mbps,
+        }
+        if prepaid:
+            fields["instanceChargePrepaid"] = {"period": period}
+        expected = self.predict(offer, prepaid, package, mbps)
+        if expected is None:
+            price = call(self.tenant, version, "InquiryPriceCreateInstance", **fields)
+            each = Decimal(str(price.instancePrice.discountPrice or 0)) + Decimal(
+                str(price.bandwidthPrice[0].discountPrice or 0)
+            )
+            if not prepaid:
+                each = Decimal(str(price.instancePrice.discountUnitPrice)) + Decimal(
+                    str(price.bandwidthPrice[0].discountUnitPrice)
+                )
+            if self.qty(zone, model) < amount:
+                expected = "RESOURCES_SOLDOUT_INSTANCE_TYPE"
+            elif each * amount > self.balance:
+                expected = "OPERATION_DENIED_BALANCE_INSUFFICIENT"
+        request = sdk(version, "CreateInstancesRequest", **fields, amount=amount)
+        code = None
+        try:
+            created = self.client(version).CreateInstances(request)
+        except ZenlayerCloudSdkException as exc:
+            code = exc.code
+        assert code == expected, (code, expected, fields, amount)
+        if code is not None:
+            return
+        assert len(created.instanceIdSet) == amount
+        self.created += created.instanceIdSet
+        if prepaid:
+            self.balance -= each * amount
+
+    def predict(
+        self, offer: tuple[str, str], prepaid: bool, package: bool, mbps: int
+    ) -> str | None:
+        if offer not in SOLD:
+            return "INVALID_INSTANCE_TYPE_ZONE_NO_SELL"
+        if not prepaid and offer in PREPAID_ONLY:
+            return "INVALID_CHARGE_TYPE_NOT_SUPPORT"
+        if package and offer in BANDWIDTH_ONLY:
+            return "INVALID_INSTANCE_BANDWIDTH_ZONE_NO_SELL"
+        if mbps > MAXIMUM_MBPS[offer[1]]:
+            return "INVALID_BANDWIDTH_VALUE_EXCEED_MAXIMUM"
+        return None
+
+    @rule(amount=st.sampled_from([Decimal("0.01"), Decimal("350"), Decimal("5000")]))
+    def top_up(self, amount: Decimal) -> None:
+        self.stack.admin.run("tenant", "topup", self.tenant.tenant_id, str(amount))
+        self.balance += amount
+
+    @invariant()
+    def books_stock_and_addresses(self) -> None:
+        from sqlalchemy import func, select
+
+        from zbmc.db.tables import addresses, instances, ledger, offerings, tenants
+
+        engine = self.stack.engine()
+        try:
+            with engine.begin() as conn:
+                balance = conn.execute(
+                    select(tenants.c.balance).where(tenants.c.tenant_id == self.tenant.tenant_id)
+                ).scalar_one()
+                total = conn.execute(
+                    select(func.coalesce(func.sum(ledger.c.amount), 0)).where(
+                        ledger.c.tenant_id == self.tenant.tenant_id
+                    )
+                ).scalar_one()
+                stock = {
+                    (r.zone_id, r.instance_type_id): r.qty for r in conn.execute(select(offerings))
+                }
+                mine = conn.execute(
+                    select(instances.c.zone_id, instances.c.instance_type_id, func.count())
+                    .where(instances.c.tenant_id == self.tenant.tenant_id)
+                    .group_by(instances.c.zone_id, instances.c.instance_type_id)
+                ).all()
+                every = list(
+                    conn.execute(
+                        select(
+                            instances.c.instance_id,
+                            instances.c.primary_ip,
+                            instances.c.private_ip,
+                            instances.c.ipv6,
+                        )
+                    )
+                )
+                held = {
+                    r.address: r.instance_id
+                    for r in conn.execute(
+                        select(addresses).where(addresses.c.instance_id.is_not(None))
+                    )
+                }
+        finally:
+            engine.dispose()
+        assert balance == total
+        assert Decimal(balance) / 100 == self.balance
+        assert balance >= 0
+        live = {(zone, model): count for zone, model, count in mine}
+        for offer, start in self.start.items():
+            assert stock.get(offer, 0) + live.get(offer, 0) == start, (offer, stock, live)
+        given = [a for r in every for a in (r.primary_ip, r.private_ip, r.ipv6) if a]
+        assert len(given) == len(set(given)), "an address is held twice"
+        for row in every:
+            if row.instance_id in self.created:
+                for address in (row.primary_ip, row.private_ip, row.ipv6):
+                    assert held[address] == row.instance_id, (address, row)
+
+
+def test_creation_keeps_books_stock_and_addresses(make_stack: StackFactory) -> None:
+    stack = make_stack()
+
+    class Machine(CreationMachine):
+        def __init__(self) -> None:
+            super().__init__(stack)
+
+    run_state_machine_as_test(
+        Machine,
+        settings=settings(
+            max_examples=8,
+            stateful_step_count=12,
+            deadline=None,
+            phases=[Phase.explicit, Phase.reuse, Phase.generate],
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        ),
+    )

@@ -1,7 +1,8 @@
-"""A/B comparison of two zbmc servers on SQLite under the Modify load of bench/run.py.
+"""A/B comparison of two zbmc servers under the Modify load of bench/run.py.
 
     .venv/bin/python bench/ab.py --b ZBMC_GROUP_COMMIT=0
     .venv/bin/python bench/ab.py --a PYTHONPATH=/tmp/old-checkout/src --rounds 10
+    .venv/bin/python bench/ab.py --backend postgres --a PYTHONPATH=/tmp/old-checkout/src
 
 Both servers run at the same time (each idle while the other is measured), each on its own
 database with the same pool of POSTPAID instances; the rounds alternate A, B, B, A, ... so that
@@ -13,6 +14,8 @@ Prints every round and the medians of req/s, server CPU ms per request and p99.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -52,6 +55,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--a", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--b", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--connections", type=int, default=16)
@@ -62,8 +66,9 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="zbmc-ab-"))
     sides: list[Side] = []
+    databases = contextlib.ExitStack()
     for name, env in (("A", _env(args.a)), ("B", _env(args.b))):
-        url = f"sqlite:///{work}/{name}.sqlite3"
+        url = databases.enter_context(servers.database(args.backend, work))
         servers.zbmc(url, "admin", "db", "upgrade")
         servers.zbmc(url, "admin", "catalogue", "load", "--demo")
         tenant = servers.zbmc_json(
@@ -92,6 +97,7 @@ def main() -> int:
             pid=side.server.process.pid,
         )
 
+    print(f"{args.backend}, load average {os.getloadavg()[0]:.2f}", flush=True)
     try:
         for side in sides:
             load(side, 2)  # warm-up
@@ -108,6 +114,8 @@ def main() -> int:
         for side in sides:
             side.server.stop()
             side.engine.dispose()
+        databases.close()
+    print(f"load average {os.getloadavg()[0]:.2f}")
     for name, ms in results.items():
         print(
             f"{name} median: {statistics.median(m.rps for m in ms):.1f} req/s,"

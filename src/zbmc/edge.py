@@ -93,7 +93,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-# Requests sharing one SQLite commit at most (the first of them waits for all to run).
+# Requests sharing one commit at most (the first of them waits for all to run).
 MAX_BATCH = 64
 # How many of the latest batches set the size a new batch waits for.
 RECENT_BATCHES = 8
@@ -104,7 +104,7 @@ class Batcher:
 
     Every request handler submits its call and waits; the first submission of a turn schedules
     one run, after the handlers already scheduled in that turn, of everything submitted by
-    then (``Pipeline.handle_batch``, which shares one SQLite commit among them). Their responses
+    then (``Pipeline.handle_batch``, which shares one commit among them). Their responses
     then go out back to back: on loopback, a write that finds the client asleep pays for waking
     it, and writes in a row wake it once (``zbmc.writes``; the guarantees: docs/reliability.md).
 

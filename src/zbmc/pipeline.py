@@ -145,6 +145,10 @@ def validate(spec: ActionSpec, payload: dict[str, Any]) -> WireModel:
         raise InvalidParameter(detail=f"invalid parameter `{where}`: {first['msg']}") from None
 
 
+# PostgreSQL: how long a shared transaction waits for a row lock before its calls run alone.
+SHARED_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '50ms'"
+
+
 class _Prepared(NamedTuple):
     """A call that passed every check needing no database: its action and validated body."""
 
@@ -183,10 +187,8 @@ class Pipeline:
         self.clock = clock
         self.actions = load_actions()
         self.direct = DirectDb(engine, checkpointer, turns)
-        # Only on SQLite, whose database-wide write lock makes a shared transaction exactly
-        # the requests one after the other; on PostgreSQL it would hold row locks across
-        # requests and let two processes' batches deadlock.
-        self.group_commit = settings.group_commit and engine.dialect.name == "sqlite"
+        self.group_commit = settings.group_commit
+        self._sqlite = engine.dialect.name == "sqlite"
 
     def close(self) -> None:
         self.direct.close()
@@ -288,24 +290,46 @@ class Pipeline:
         return done
 
     def _shared(self, batch: list[_Prepared]) -> list[Outcome]:
-        """The calls of a batch in one SQLite transaction (``handle_batch``)."""
+        """The calls of a batch in one transaction (``handle_batch``).
+
+        On SQLite the database-wide write lock makes it exactly the requests one after the
+        other. On PostgreSQL (READ COMMITTED, row locks) the calls likewise see each other's
+        changes in order, but the transaction holds every row a call locked until the batch
+        commits: a batch that waits for a lock longer than ``SHARED_LOCK_TIMEOUT`` (a row the
+        worker's tick holds, or another process's batch, which could otherwise wait for this
+        one: a deadlock, detected only after a second) fails, and its calls run one by one.
+        """
         outcomes = []
         # The calls of a batch mostly use the same access key: it is read once per transaction
-        # (nothing on the request path writes access keys or the clock, and the transaction
-        # holds SQLite's write lock, so a second read would find the same row).
+        # (nothing on the request path writes access keys or the clock; on SQLite the
+        # transaction holds the write lock, so a second read would find the same row; on
+        # PostgreSQL a key revoked by another process while the batch runs, milliseconds,
+        # counts as revoked after the batch, as if its calls had all come first).
         keys: KeyMemo = {}
         with self.direct.transaction(write=any(p.spec.write for p in batch)) as tx:
-            # Rows inserted, updated or deleted on this connection so far, whatever ran the
-            # statement (an UPDATE ... RETURNING included): unchanged means nothing to undo.
-            # (A savepoint per call instead cost 4-6 µs of a ~75 µs call: SQLite journals the
-            # first change of every page within a savepoint.)
-            connection = tx.dbapi
+            if self._sqlite:
+                # Rows inserted, updated or deleted on this connection so far, whatever ran
+                # the statement (an UPDATE ... RETURNING included): unchanged means nothing to
+                # undo. (A savepoint per call instead cost 4-6 µs of a ~75 µs call: SQLite
+                # journals the first change of every page within a savepoint.)
+                connection = tx.dbapi
+
+                def changes() -> int:
+                    return int(connection.total_changes)
+            else:
+                # The direct actions write only through ``tx`` (they have no SQLAlchemy
+                # connection), which counts the statements that may change rows.
+                tx.dbapi.execute(SHARED_LOCK_TIMEOUT)
+
+                def changes() -> int:
+                    return tx.writes
+
             for prepared in batch:
-                changes = connection.total_changes
+                before = changes()
                 try:
                     outcome = self._respond(tx, None, prepared, keys)
                 except _Failed as failed:
-                    if connection.total_changes != changes:
+                    if changes() != before:
                         raise _FailedAfterChanges(prepared.call) from None
                     outcome = error_outcome(
                         prepared.call.request_id, failed.error, failed.tenant_id

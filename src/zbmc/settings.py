@@ -27,7 +27,7 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
     run_worker: bool = True  # background worker thread in each API process
-    # SQLite: requests ready at the same moment share one commit (docs/performance.md), and
+    # Requests ready at the same moment share one commit (docs/performance.md), and
     # under concurrent load a batch waits up to this long for the requests on their way
     group_commit: bool = True
     group_commit_wait_seconds: float = 0.0005

@@ -45,6 +45,7 @@ class Inserter:
             tx.run_many(self.statement, rows)
             return
         sql, processors = self._copy_for(tx.dialect)
+        tx.writes += 1
         values = self._values
         with tx.dbapi.cursor() as cursor, cursor.copy(sql) as copy:
             for row in rows:
@@ -89,6 +90,7 @@ class NewRows:
             return 0
         tx = Tx.of(db)
         sql = self._sql.get(tx.dialect.name) or self._compile(tx.dialect)
+        tx.writes += 1
         if tx.dialect.name == "postgresql":
             arrays = [list(values) for values in zip(*rows, strict=True)]
             return int(tx.dbapi.execute(sql, arrays).rowcount)

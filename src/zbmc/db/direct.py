@@ -49,6 +49,7 @@ class _Compiled:
     binds: tuple[_Bind, ...]
     row_type: Callable[..., Any] | None
     processors: tuple[tuple[int, Processor], ...]
+    dml: bool  # INSERT, UPDATE or DELETE (counted in ``Tx.writes``, RETURNING or not)
     # The usual case on SQLite: no bind processor. Then the arguments are the parameters in
     # order, picked in C (set from the binds); the statement's literals are merged in last, so
     # a parameter can never replace one.
@@ -135,18 +136,23 @@ def _compile(clause: Executable, dialect: Dialect, columns: list[str] | None) ->
             process = column.type.dialect_impl(dialect).result_processor(dialect, None)
             if process is not None:
                 processors.append((index, process))
-    return _Compiled(sql, bool(compiled.positional), tuple(binds), row_type, tuple(processors))
+    dml = bool(getattr(clause, "is_dml", False))
+    return _Compiled(sql, bool(compiled.positional), tuple(binds), row_type, tuple(processors), dml)
 
 
 class Tx:
     """Statements inside a transaction that someone else owns (``DirectDb.transaction`` or a
-    SQLAlchemy unit of work, through ``Tx.of``)."""
+    SQLAlchemy unit of work, through ``Tx.of``). ``writes`` counts the statements run through
+    it that may have changed rows (an ``UPDATE ... RETURNING`` that returned nothing did not):
+    unchanged since a point means nothing to undo since then (``zbmc.pipeline``'s shared
+    transactions on PostgreSQL)."""
 
-    __slots__ = ("dbapi", "dialect")
+    __slots__ = ("dbapi", "dialect", "writes")
 
     def __init__(self, dbapi_connection: Any, dialect: Dialect) -> None:
         self.dbapi = dbapi_connection
         self.dialect = dialect
+        self.writes = 0
 
     @classmethod
     def of(cls, db: Connection | Tx) -> Tx:
@@ -158,8 +164,10 @@ class Tx:
     # closed when the last reference goes, at the end of the method.
     def rows(self, statement: Statement, params: Params | None = None) -> list[Any]:
         compiled = statement.compiled(self.dialect)
-        cursor = self.dbapi.execute(compiled.sql, compiled.args(params or {}))
-        return compiled.rows(cursor.fetchall())
+        raws = self.dbapi.execute(compiled.sql, compiled.args(params or {})).fetchall()
+        if compiled.dml and raws:  # RETURNING gives one row per row changed
+            self.writes += 1
+        return compiled.rows(raws)
 
     def first(self, statement: Statement, params: Params | None = None) -> Any | None:
         found = self.rows(statement, params)
@@ -168,12 +176,14 @@ class Tx:
     def run(self, statement: Statement, params: Params | None = None) -> int:
         """Execute a statement without result rows; return the number of rows it touched."""
         compiled = statement.compiled(self.dialect)
+        self.writes += 1
         return int(self.dbapi.execute(compiled.sql, compiled.args(params or {})).rowcount)
 
     def run_many(self, statement: Statement, params: Sequence[Params]) -> None:
         if not params:
             return
         compiled = statement.compiled(self.dialect)
+        self.writes += 1
         cursor = self.dbapi.cursor()
         try:
             cursor.executemany(compiled.sql, [compiled.args(p) for p in params])

@@ -36,7 +36,7 @@ from zbmc.errors import (
 from zbmc.errors import InvalidParameter as BadRequest
 from zbmc.pipeline import error_body, new_request_id
 from zbmc.snapshots import Busy, SnapshotError, SnapshotNotFound, Snapshots
-from zbmc.store import traffic
+from zbmc.store import overview, traffic
 from zbmc.tenancy import MAX_AMOUNT, NotFound, top_up
 
 # Agents send big batches (10k samples is about 1.5 MB), well above the API's body limit.
@@ -95,6 +95,16 @@ class AdminApi:
                 "/admin/v1/tenants/{tenant_id}/topup",
                 self._endpoint(self._topup),
                 methods=["POST"],
+            ),
+            *(
+                Route(f"/admin/v1/{name}", self._endpoint(_reader(read)), methods=["GET"])
+                for name, read in (
+                    ("tenants", overview.tenant_rows),
+                    ("catalogue", overview.catalogue),
+                    ("worker", lambda conn: overview.worker(conn, self.clock)),
+                    ("events", overview.events),
+                    ("clock", lambda conn: overview.clock_state(conn, self.clock)),
+                )
             ),
             Route("/admin/v1/snapshots", self._task(self._snapshot_list), methods=["GET"]),
             Route("/admin/v1/snapshots", self._task(self._snapshot_save), methods=["POST"]),
@@ -222,6 +232,11 @@ class AdminApi:
         if not isinstance(demo, bool):
             raise BadRequest(detail="`demo` must be true or false")
         return {"demo": self.snapshots.reset(demo) or None}
+
+
+def _reader(read: Callable[[Connection], dict[str, Any]]) -> Work:
+    """A read for the console's operator page (zbmc.store.overview)."""
+    return lambda conn, _now, _body, _path: read(conn)
 
 
 def _snapshot_errors(task: Task, body: dict[str, Any], path: dict[str, str]) -> Any:

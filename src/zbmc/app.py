@@ -12,10 +12,12 @@ from sqlalchemy import Engine, text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from zbmc import logs, metrics
+from zbmc.account_http import AccountApi
 from zbmc.admin_http import admin_routes
 from zbmc.clock import Clock
 from zbmc.db.engine import Checkpointer, WriteTurns, create_db_engine
@@ -174,6 +176,10 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
             Route("/metrics", prometheus),
             Route("/openapi.json", openapi),
             *admin_routes(runtime.engine, runtime.clock, settings.admin_token),
+            *AccountApi(runtime.engine, runtime.clock, settings).routes(),
+            # the web console: static files from the package, calling the API (docs/console.md)
+            Route("/console", lambda _request: RedirectResponse("/console/", status_code=308)),
+            Mount("/console", app=StaticFiles(packages=[("zbmc", "console")], html=True)),
         ],
         exception_handlers={404: _http_error, 405: _http_error},
         lifespan=lifespan,

@@ -40,7 +40,7 @@ def run_worker(stack: Stack) -> dict[str, Any]:
     result = CliRunner().invoke(
         cli_main,
         ["worker", "--once", "--json"],
-        env={"ZBMC_DATABASE_URL": stack.database_url},
+        env={"ZBMC_DATABASE_URL": stack.database_url, **stack.env},
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output

@@ -30,6 +30,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sqlalchemy import Engine
+from zenlayercloud.bmc.v20260201 import models as sdk_models
 
 from tests import invariants
 from tests.conftest import StackFactory
@@ -534,6 +535,20 @@ class ChangeMachine(RuleBasedStateMachine):
         for inst in chosen:
             assert inst is not None
             inst.running = not stop
+        self.finish_power([i.instance_id for i in chosen if i is not None], stop)
+
+    def finish_power(self, ids: list[str], stop: bool) -> None:
+        """Power changes pass through BOOTING / STOPPING: wait, as SDK users do, for the
+        background worker's host driver to finish them."""
+        final = "STOPPED" if stop else "RUNNING"
+        client = self.clients[V2026]
+
+        def done() -> bool:
+            query = sdk_models.DescribeInstancesRequest()
+            query.instanceIds = ids
+            return all(i.instanceStatus == final for i in client.DescribeInstances(query).dataSet)
+
+        wait_until(done)
 
     @rule(index=INSTANCE, mbps=MBPS, transport=TRANSPORTS)
     def inquire_bandwidth(self, index: int, mbps: int, transport: str) -> None:
@@ -713,6 +728,8 @@ class TimeMachine(ChangeMachine):
 
     def __init__(self, make_stack: StackFactory) -> None:
         stack = make_stack(ZBMC_RUN_WORKER="0")
+        # the model keeps recycled instances; the worker would release them after 24 h
+        stack.env["ZBMC_RELEASE_AFTER_SECONDS"] = str(100 * 365 * DAY)
         stack.admin.run("clock", "simulate")
         super().__init__(stack, stack.engine())
         self.offset = 0  # simulated seconds ahead of the wall clock
@@ -824,6 +841,11 @@ class TimeMachine(ChangeMachine):
     def advance_to_a_period_end(self, days: int) -> None:
         """A second, likelier way to reach period ends (rules are drawn evenly)."""
         self.advance(f"{days}d", work=True)
+
+    def finish_power(self, ids: list[str], stop: bool) -> None:
+        """No background worker: the next worker run finishes BOOTING / STOPPING."""
+        del ids, stop
+        self.work()
 
     @rule()
     def work(self) -> None:

@@ -1,5 +1,5 @@
 """Operators' HTTP endpoints under ``/admin/v1``: traffic ingestion, the simulated clock, top-ups,
-snapshots and reset.
+snapshots and reset, fault injection.
 
 They exist only when ``ZBMC_ADMIN_TOKEN`` is set (otherwise every path answers 404 like any
 unknown path) and require ``Authorization: Bearer <token>``. Each request is one transaction and
@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from zbmc import faults
 from zbmc.agent import protocol as agent_protocol
 from zbmc.clock import MAX_ADVANCE_SECONDS, Clock, iso
 from zbmc.db.engine import unit_of_work
@@ -129,6 +130,9 @@ class AdminApi:
                 self._endpoint(agent_protocol.report),
                 methods=["POST"],
             ),
+            Route("/admin/v1/faults", self._endpoint(self._add_fault), methods=["POST"]),
+            Route("/admin/v1/faults/list", self._endpoint(self._list_faults), methods=["POST"]),
+            Route("/admin/v1/faults/clear", self._endpoint(self._clear_faults), methods=["POST"]),
         ]
 
     def _authorize(self, request: Request) -> None:
@@ -211,6 +215,33 @@ class AdminApi:
             ) from None
         balance = top_up(conn, tenant_id, amount, now, "top-up (admin API)")
         return {"tenantId": tenant_id, "balance": str(from_cents(balance))}
+
+    def _add_fault(
+        self, conn: Connection, now: int, body: dict[str, Any], _path: dict[str, str]
+    ) -> dict[str, Any]:
+        fields = {}
+        for name in ("operation", "tenantId", "instanceId"):
+            value = body.get(name)
+            if value is not None and not isinstance(value, str):
+                raise BadRequest(detail=f"`{name}` must be a string")
+            fields[name] = value
+        operation = fields["operation"]
+        if operation is None:
+            raise BadRequest(detail=f"`operation` is required ({' or '.join(faults.OPERATIONS)})")
+        return faults.add(conn, now, operation, fields["tenantId"], fields["instanceId"])
+
+    def _list_faults(
+        self, conn: Connection, _now: int, _body: dict[str, Any], _path: dict[str, str]
+    ) -> dict[str, Any]:
+        return {"faults": faults.list_all(conn)}
+
+    def _clear_faults(
+        self, conn: Connection, _now: int, body: dict[str, Any], _path: dict[str, str]
+    ) -> dict[str, Any]:
+        fault_id = body.get("faultId")
+        if fault_id is not None and (isinstance(fault_id, bool) or not isinstance(fault_id, int)):
+            raise BadRequest(detail="`faultId` must be an integer")
+        return {"cleared": faults.clear(conn, fault_id)}
 
     # --- snapshots and reset (zbmc.snapshots) ---------------------------------------------------
 

@@ -22,7 +22,7 @@ from zbmc.admin_http import admin_routes
 from zbmc.clock import Clock
 from zbmc.db.engine import Checkpointer, WriteTurns, create_db_engine
 from zbmc.db.migrate import is_at_head
-from zbmc.drivers import make_driver
+from zbmc.drivers import make_driver, make_host_driver
 from zbmc.edge import API_PREFIX, Edge
 from zbmc.errors import ApiError, MethodNotAllowed, PathNotFound
 from zbmc.openapi import build_document
@@ -53,7 +53,15 @@ def build_runtime(settings: Settings, *, server: bool = False) -> Runtime:
     clock = Clock()
     turns = WriteTurns() if server and engine.dialect.name == "sqlite" else None
     driver = make_driver(settings.driver, settings.driver_command)
-    worker = metrics.MeteredWorker(engine, clock, driver, turns)
+    host_driver = make_host_driver(
+        settings.host_driver,
+        settings.host_driver_command,
+        settings.host_delay_seconds,
+        settings.host_timeout_seconds,
+    )
+    worker = metrics.MeteredWorker(
+        engine, clock, driver, turns, host_driver, settings.release_after_seconds
+    )
     return Runtime(settings, engine, clock, worker, turns)
 
 

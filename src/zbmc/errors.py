@@ -210,6 +210,21 @@ class InstanceStatusDenied(ApiError):
     )
 
 
+class InstanceCreating(ApiError):
+    code, status = "OPERATION_DENIED_INSTANCE_CREATING", 403
+    template = "Instance `{instance_id}` is being created."
+
+
+class InstanceStatusInstalling(ApiError):
+    code, status = "OPERATION_DENIED_INSTANCE_STATUS_INSTALLING", 403
+    template = "Instance `{instance_id}` is installing its operating system."
+
+
+class InstanceNotRecycled(ApiError):
+    code, status = "OPERATION_DENIED_INSTANCE_NOT_RECYCLED", 403
+    template = "Instance `{instance_id}` is not in the recycle bin."
+
+
 class BalanceInsufficient(ApiError):
     code, status = "OPERATION_DENIED_BALANCE_INSUFFICIENT", 403
     template = "The account balance {balance} is insufficient to pay {amount}."

@@ -69,8 +69,11 @@ def provision(conn: Connection, spec: InstanceSpec, now: int) -> str:
         raise ProvisioningError(f"{spec.internet_charge_type} is not sold for this offering")
     if not 1 <= spec.bandwidth <= offer.maximum_bandwidth_out:
         raise ProvisioningError(f"bandwidth must be 1..{offer.maximum_bandwidth_out} Mbps")
-    if spec.status not in (lifecycle.RUNNING, lifecycle.STOPPED):
-        raise ProvisioningError("status must be RUNNING or STOPPED")
+    if spec.status not in (lifecycle.RUNNING, lifecycle.STOPPED, lifecycle.CREATING):
+        raise ProvisioningError("status must be RUNNING, STOPPED or CREATING")
+    # CREATING: the worker's host driver creates it, like an instance of CreateInstances;
+    # metering starts when it is RUNNING (zbmc.hosts)
+    creating = spec.status == lifecycle.CREATING
     if spec.period < 1:
         raise ProvisioningError("period must be at least 1 month")
     package_gb: int | None = None
@@ -118,8 +121,12 @@ def provision(conn: Connection, spec: InstanceSpec, now: int) -> str:
             expired_time=expires,
             billing_anchor=now,
             # hourly metering: postpaid usage, and traffic above a package
-            metered_until=now if not prepaid or package_gb is not None else None,
-            traffic_cycle_start=now if package_gb is not None else None,
+            metered_until=(
+                now if not creating and (not prepaid or package_gb is not None) else None
+            ),
+            traffic_cycle_start=now if not creating and package_gb is not None else None,
+            host_op=lifecycle.OP_CREATE if creating else None,
+            host_op_due=now if creating else None,
             bw_status=ENABLE,
             tp_status=ENABLE if by_package else None,
             primary_ip=public,

@@ -24,6 +24,13 @@ class Settings:
     driver: str = "noop"
     driver_delay_seconds: float = 0.0
     driver_command: str | None = None  # the program run by the "command" driver
+    # host operations (create, power, reboot, reinstall): docs/drivers.md
+    host_driver: str = "noop"
+    host_delay_seconds: float = 0.0  # noop: how long an operation takes (0 = next tick)
+    host_driver_command: str | None = None  # the program run by the "command" host driver
+    host_timeout_seconds: float = 600.0  # command: how long one run may take
+    # RECYCLE instances are released this long after they entered the recycle bin
+    release_after_seconds: int = 86400
     log_level: str = "info"
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
     run_worker: bool = True  # background worker thread in each API process
@@ -70,6 +77,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "clock": _get(env, "CLOCK"),
         "driver": _get(env, "DRIVER"),
         "driver_command": _get(env, "DRIVER_COMMAND"),
+        "host_driver": _get(env, "HOST_DRIVER"),
+        "host_driver_command": _get(env, "HOST_DRIVER_COMMAND"),
         "log_level": _get(env, "LOG_LEVEL"),
         "admin_token": _get(env, "ADMIN_TOKEN"),
         "log_format": _get(env, "LOG_FORMAT"),
@@ -94,6 +103,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("WORKER_INTERVAL_SECONDS", float),
         ("DRIVER_DELAY_SECONDS", float),
         ("GROUP_COMMIT_WAIT_SECONDS", float),
+        ("HOST_DELAY_SECONDS", float),
+        ("HOST_TIMEOUT_SECONDS", float),
+        ("RELEASE_AFTER_SECONDS", int),
     ):
         raw = _get(env, name)
         if raw is not None:
@@ -106,6 +118,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ValueError("ZBMC_GROUP_COMMIT_WAIT_SECONDS must be between 0 and 0.1")
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ValueError("ZBMC_TLS_CERT and ZBMC_TLS_KEY go together: set both or neither")
+    if settings.host_delay_seconds < 0 or settings.release_after_seconds < 0:
+        raise ValueError("ZBMC_HOST_DELAY_SECONDS and ZBMC_RELEASE_AFTER_SECONDS must be >= 0")
+    if settings.host_timeout_seconds <= 0:
+        raise ValueError("ZBMC_HOST_TIMEOUT_SECONDS must be positive")
     if settings.clock not in ("system", "simulated"):
         raise ValueError(f"ZBMC_CLOCK must be 'system' or 'simulated', got {settings.clock!r}")
     if settings.log_format not in ("text", "json"):

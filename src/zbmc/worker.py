@@ -3,8 +3,10 @@
 A tick (1) applies due orders (changes in Processing whose time has come, and downgrades waiting
 for the end of their period) through the network driver, (2) renews or recycles prepaid
 instances whose period has ended (repeatedly, when the clock jumped several periods), and (3)
-meters whole hours (postpaid usage, traffic overage). Progress is stored with the effects, so a
-tick can be repeated or interrupted at any point without applying anything twice.
+meters whole hours (postpaid usage, traffic overage), (4) carries out due host operations
+(create, start, stop, reboot, reinstall: zbmc.hosts) and (5) releases instances that have been in
+the recycle bin for ``release_after`` seconds (24 h by default). Progress is stored with the
+effects, so a tick can be repeated or interrupted at any point without applying anything twice.
 
 A tick handles at most a batch of each kind and says whether more is due (``more``); the next tick
 continues at once (``catch_up``), so no transaction holds the database for long however far the
@@ -25,7 +27,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
-from zbmc.billing import metering, renewals
+from zbmc import hosts
+from zbmc.billing import metering, renewals, terminations
 from zbmc.billing import orders as order_states
 from zbmc.billing.changes import CHANGES, Change
 from zbmc.clock import Clock
@@ -33,7 +36,7 @@ from zbmc.db.direct import Statement, Tx
 from zbmc.db.engine import WriteTurns, unit_of_work
 from zbmc.db.tables import instances, orders
 from zbmc.domain.changes import ENABLE
-from zbmc.drivers import DriverError, NetworkDriver
+from zbmc.drivers import DriverError, HostDriver, NetworkDriver, NoopHostDriver
 from zbmc.snapshots import hold_off_restores
 from zbmc.store import attachments
 from zbmc.store import instances as store
@@ -53,6 +56,10 @@ class TickReport:
     renewed: int = 0
     recycled: int = 0
     charges: int = 0
+    hosts_done: int = 0  # host operations completed
+    hosts_failed: int = 0  # ... ended in CREATE_FAILED / INSTALL_FAILED by an injected fault
+    hosts_retried: int = 0  # ... whose driver failed (retried later)
+    released: int = 0  # recycled instances released
     more: bool = False  # the tick stopped at its batch size: more is due now
 
     def as_dict(self) -> dict[str, int | bool]:
@@ -65,6 +72,10 @@ class TickReport:
         self.renewed += other.renewed
         self.recycled += other.recycled
         self.charges += other.charges
+        self.hosts_done += other.hosts_done
+        self.hosts_failed += other.hosts_failed
+        self.hosts_retried += other.hosts_retried
+        self.released += other.released
         self.more = other.more
 
 
@@ -134,10 +145,14 @@ class Worker:
         clock: Clock,
         driver: NetworkDriver,
         turns: WriteTurns | None = None,
+        host_driver: HostDriver | None = None,
+        release_after: int = 86400,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.driver = driver
+        self.host_driver: HostDriver = host_driver or NoopHostDriver()
+        self.release_after = release_after
         self.turns = turns  # the worker thread of `zbmc serve` on SQLite (zbmc.db.engine)
         self._more = False  # the last tick said more was due
         agents = driver.name == "agent"
@@ -155,6 +170,7 @@ class Worker:
                 if not self._anything_due(conn, now):
                     return TickReport(now=now)
         announced = self.turns.first() if self.turns is not None else nullcontext()
+        leased: list[hosts.Leased] = []
         with announced, unit_of_work(self.engine) as conn:
             hold_off_restores(conn)  # zbmc.snapshots: no restore under a tick
             report = TickReport(now=self.clock.now(conn))
@@ -162,8 +178,15 @@ class Worker:
                 self._apply_due_orders(conn, report)
                 or self._end_periods(conn, report)
                 or self._meter(conn, report)
+                or self._host_operations(conn, report, leased)
+                or self._release_recycled(conn, report)
             )
-        self._more = report.more  # committed
+        # committed: the leased operations' programs run outside any transaction
+        if leased:
+            retried = hosts.run_leased(self.engine, self.clock, self.host_driver, leased)
+            report.hosts_retried += retried
+            report.hosts_done += len(leased) - retried
+        self._more = report.more
         return report
 
     def _anything_due(self, conn: Connection, now: int) -> bool:
@@ -171,6 +194,8 @@ class Worker:
             Tx.of(conn).first(self._any_due, {"now": now}) is not None
             or store.has_ended_periods(conn, now)
             or store.has_hours_to_meter(conn, now)
+            or hosts.has_due(conn, now, self.host_driver)
+            or store.has_recycled_before(conn, now - self.release_after)
         )
 
     def catch_up(self) -> TickReport:
@@ -244,6 +269,26 @@ class Worker:
         for row in due:
             report.charges += metering.meter(conn, row, report.now)
         return len(due) == METER_BATCH
+
+    # (4) -------------------------------------------------------------------------------------
+
+    def _host_operations(
+        self, conn: Connection, report: TickReport, leased: list[hosts.Leased]
+    ) -> bool:
+        done, failed, claimed, more = hosts.claim_due(conn, report.now, self.host_driver)
+        report.hosts_done += done
+        report.hosts_failed += failed
+        leased.extend(claimed)
+        return more
+
+    # (5) -------------------------------------------------------------------------------------
+
+    def _release_recycled(self, conn: Connection, report: TickReport) -> bool:
+        due = store.recycled_before(conn, report.now - self.release_after, BATCH)
+        for row in due:
+            terminations.release(conn, row)
+        report.released += len(due)
+        return len(due) == BATCH
 
 
 class WorkerThread(threading.Thread):

@@ -81,10 +81,12 @@ def _history(
     return History(current, [(int(a), f, t) for a, f, t in found])
 
 
-def meter(conn: Connection, row: Row[Any], now: int) -> int:
-    """Bill every whole hour of ``row`` up to ``now``; return the number of ledger entries."""
+def meter(conn: Connection, row: Row[Any], now: int, until: int | None = None) -> int:
+    """Bill every whole hour of ``row`` up to ``until`` (default ``now``); return the number of
+    ledger entries."""
+    until = now if until is None else until
     start = int(row.metered_until)
-    if start + HOUR > now:
+    if start + HOUR > until:
         return 0
     facts = store.facts(row)
     prices = store.price_list(row)
@@ -93,7 +95,7 @@ def meter(conn: Connection, row: Row[Any], now: int) -> int:
     traffic = _TrafficCycle.load(conn, row, now) if _has_package(row) else None
     entries: list[ledger.Entry] = []
     hour = start
-    while hour + HOUR <= now:
+    while hour + HOUR <= until:
         end = hour + HOUR
         if row.instance_charge_type == POSTPAID and row.status != RECYCLE:
             _charge_hour(
@@ -232,3 +234,14 @@ class _TrafficCycle:
                 period_end=until,
             ),
         )
+
+
+def close(conn: Connection, row: Row[Any], at: int) -> int:
+    """Metering ends at ``at`` (TerminateInstance): bill the whole hours not yet billed and the
+    hour that had started, in full (the hour is the billing unit, docs/billing.md). Returns the
+    number of ledger entries; the caller stops metering (``metered_until`` NULL)."""
+    if row.metered_until is None or int(row.metered_until) >= at:
+        return 0
+    start = int(row.metered_until)
+    hours = -(-(at - start) // HOUR)  # started hours
+    return meter(conn, row, at, until=start + hours * HOUR)

@@ -318,7 +318,12 @@ def instance() -> None:
     help="TB (multiple of 0.05); default: the offering's default package; 'none': no package.",
 )
 @click.option("--period", type=click.IntRange(min=1), default=1, show_default=True, help="Months.")
-@click.option("--status", type=click.Choice(["RUNNING", "STOPPED"]), default="RUNNING")
+@click.option(
+    "--status",
+    type=click.Choice(["RUNNING", "STOPPED", "CREATING"]),
+    default="RUNNING",
+    help="CREATING: the worker creates it through the host driver, as for CreateInstances.",
+)
 @click.option("--name", default="instance", show_default=True)
 @click.option("--hostname", default=None, help="Default: the name.")
 @click.option("--tag", "tags", multiple=True, help="KEY=VALUE; repeatable.")

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from zbmc import certificates, logs
 from zbmc.app import Runtime, build_runtime
+from zbmc.cli import faults as _faults  # noqa: F401  (registers `zbmc admin fault`)
 from zbmc.cli import fleet
 from zbmc.cli.admin import admin
 from zbmc.cli.agent import agent

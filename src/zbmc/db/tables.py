@@ -190,6 +190,7 @@ instances = Table(
     Column("host_op_error", Text, nullable=True),
     Index("ix_instances_tenant", "tenant_id", "instance_id"),
     Index("ix_instances_host_op_due", "host_op_due"),
+    Index("ix_instances_recycled_at", "recycled_at"),  # the worker's releases
     # the worker's searches for ended periods and hours to meter
     Index("ix_instances_expired_time", "expired_time"),
     Index("ix_instances_metered_until", "metered_until"),

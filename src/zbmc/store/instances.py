@@ -239,3 +239,31 @@ def _setter(*columns: str) -> Statement:
     """The UPDATE of these columns (precompiled, zbmc.db.direct); its SET parameters are named
     after the columns."""
     return Statement(_UPDATE, columns=[*columns, "target_instance_id"])
+
+
+# Instances in the recycle bin since before a moment (the worker releases them).
+_RECYCLED_BEFORE = and_(
+    instances.c.recycled_at <= bindparam("cutoff"), instances.c.status == "RECYCLE"
+)
+_ANY_RECYCLED = Statement(select(instances.c.instance_id).where(_RECYCLED_BEFORE).limit(1))
+_RECYCLED = Statement(
+    select(
+        instances.c.instance_id,
+        instances.c.tenant_id,
+        instances.c.zone_id,
+        instances.c.instance_type_id,
+    )
+    .where(_RECYCLED_BEFORE)
+    .order_by(instances.c.recycled_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+
+def has_recycled_before(db: Db, cutoff: int) -> bool:
+    return Tx.of(db).first(_ANY_RECYCLED, {"cutoff": cutoff}) is not None
+
+
+def recycled_before(db: Db, cutoff: int, limit: int) -> list[Any]:
+    """Instances in RECYCLE since ``cutoff`` or earlier, claimed for this tick."""
+    return Tx.of(db).rows(_RECYCLED, {"cutoff": cutoff, "limit": limit})

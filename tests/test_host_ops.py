@@ -18,6 +18,7 @@ from zenlayercloud.common.excpetion.zenlayer_cloud_sdk_exception import Zenlayer
 from tests.conftest import StackFactory
 from tests.harness import V2022, V2026, Stack, Tenant, wait_until
 from tests.test_lifecycle import call, describe, status_of
+from zbmc.clock import parse_iso
 from zbmc.db.tables import instances, offerings
 
 HOUR = 3600
@@ -246,7 +247,10 @@ def test_recycled_instances_are_released_after_a_day(
     wait_until(lambda: describe(tenant, postpaid) is None)
     assert status_of(tenant, prepaid) == "RUNNING"
     renewals = len(tenant.orders())
-    advance(stack, "31d")  # the period ends: not renewed, recycled at its end
+    # to an hour after the period's end: not renewed, recycled at its end
+    expires = parse_iso(describe(tenant, prepaid).expiredTime)
+    now = parse_iso(stack.admin.json("clock", "show")["now"])
+    advance(stack, f"{expires - now + HOUR}s")
     wait_until(lambda: status_of(tenant, prepaid) == "RECYCLE")
     assert len(tenant.orders()) == renewals
     advance(stack, "1d")

@@ -30,7 +30,7 @@ from zbmc.wire import RequiredStr, WireFloat, WireModel
 
 BY_BANDWIDTH_CLUSTER = "ByBandwidthCluster"
 MAX_USER_DATA = 32 * 1024
-_IPXE = re.compile(r"^(netboot|https?://\S+)$")
+IPXE_URL = re.compile(r"^(netboot|https?://\S+)$")
 
 
 class InquiryPriceCreateInstanceRequest(WireModel):
@@ -264,7 +264,7 @@ def create_instances(ctx: Context, req: CreateInstancesRequest) -> CreateInstanc
     if req.ipxe_url is not None:
         if req.image_id:
             raise errors.InvalidParameter(detail="give imageId or ipxeUrl, not both")
-        if len(req.ipxe_url) > 1024 or not _IPXE.match(req.ipxe_url):
+        if len(req.ipxe_url) > 1024 or not IPXE_URL.match(req.ipxe_url):
             raise errors.InvalidParameter(
                 detail="invalid parameter `ipxeUrl`: an http(s) URL or `netboot`"
             )

@@ -1,41 +1,23 @@
-"""ReinstallInstance (spec instances.md §10): INSTALLING, then RUNNING (or INSTALL_FAILED)."""
+"""ReinstallInstance (spec instances.md §10): INSTALLING, then RUNNING (or INSTALL_FAILED).
+
+The settings are checked with CreateInstances' rules (zbmc.domain.creation), in the order of
+spec Q14: unknown image (404), then formats (400), then the instance's status (403)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
 from sqlalchemy import select, update
 
+from zbmc import errors
 from zbmc.context import Context
-from zbmc.db.tables import images, instances
-from zbmc.domain import lifecycle
-from zbmc.errors import ImageNotFound
+from zbmc.db.tables import images, instance_types, instances
+from zbmc.domain import creation, lifecycle
 from zbmc.registry import action
+from zbmc.services.bmc.creation import IPXE_URL, MAX_USER_DATA, NicNames, Partition, RaidConfig
 from zbmc.services.bmc.shapes import EmptyResponse
 from zbmc.store import instances as store
 from zbmc.wire import RequiredStr, WireModel
-
-
-class CustomRaid(WireModel):
-    raid_type: int
-    disk_sequence: list[int]
-
-
-class RaidConfig(WireModel):
-    raid_type: int | None = None
-    custom_raids: list[CustomRaid] | None = None
-
-
-class Partition(WireModel):
-    fs_type: str
-    fs_path: str
-    size: int
-
-
-class NicNames(WireModel):
-    wan_name: str | None = None
-    lan_name: str | None = None
 
 
 class ReinstallInstanceRequest(WireModel):
@@ -49,38 +31,102 @@ class ReinstallInstanceRequest(WireModel):
     raid_config: RaidConfig | None = None
     partitions: list[Partition] | None = None
     nic: NicNames | None = None
-    user_data: str | None = Field(default=None, max_length=32 * 1024)
+    user_data: str | None = None
+
+
+def _image(ctx: Context, row: Any, model: Any, req: ReinstallInstanceRequest) -> Any:
+    """The image to install: the one asked for (404 unless it exists for this model), else the
+    current one (none with an iPXE URL)."""
+    wanted = req.image_id or (None if req.ipxe_url else row.image_id)
+    if wanted is None:
+        return None
+    image = ctx.conn.execute(select(images).where(images.c.image_id == wanted)).first()
+    if image is None or (req.image_id and wanted not in (model.image_ids or [])):
+        raise errors.ImageNotFound(image_id=wanted)
+    return image
+
+
+def _storage(
+    req: ReinstallInstanceRequest, model: Any, image: Any
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+    disks = creation.Model(
+        model.instance_type_id, tuple(model.support_raids), creation.disk_sizes(model.disks)
+    )
+    raid = req.raid_config
+    custom = [(c.raid_type, c.disk_sequence) for c in (raid.custom_raids or [])] if raid else []
+    capacity = creation.check_raid(disks, raid.raid_type if raid else None, custom)
+    stored_raid = (
+        None
+        if raid is None or (raid.raid_type is None and not custom)
+        else {
+            "raidType": raid.raid_type,
+            "customRaids": [{"raidType": t, "diskSequence": s} for t, s in custom] or None,
+        }
+    )
+    if req.partitions is None:
+        return stored_raid, None
+    creation.check_partitions(
+        [(p.fs_path, p.fs_type, p.size) for p in req.partitions],
+        image.os_type.lower() if image is not None else None,
+        image.catalog.lower() if image is not None else None,
+        capacity,
+    )
+    return stored_raid, [
+        {"fsPath": p.fs_path, "fsType": p.fs_type, "size": p.size} for p in req.partitions
+    ]
 
 
 @action("ReinstallInstance", request=ReinstallInstanceRequest, response=EmptyResponse, write=True)
 def reinstall_instance(ctx: Context, req: ReinstallInstanceRequest) -> EmptyResponse:
     """Install the operating system again (the system disk is wiped): INSTALLING, then RUNNING,
-    or INSTALL_FAILED. Omitted settings keep the instance's current ones."""
+    or INSTALL_FAILED. Omitted settings keep the instance's current ones; no password and no
+    key means a random password (spec Q10), which zbmc does not keep."""
     row = store.load(ctx.tx, ctx.tenant_id, req.instance_id, lock=True)
+    model = ctx.conn.execute(
+        select(instance_types).where(instance_types.c.instance_type_id == row.instance_type_id)
+    ).one()
+    image = _image(ctx, row, model, req)
+    if req.ipxe_url is not None:
+        if req.image_id:
+            raise errors.InvalidParameter(detail="give imageId or ipxeUrl, not both")
+        if len(req.ipxe_url) > 1024 or not IPXE_URL.match(req.ipxe_url):
+            raise errors.InvalidParameter(
+                detail="invalid parameter `ipxeUrl`: an http(s) URL or `netboot`"
+            )
+    hostname = row.hostname if req.hostname is None else creation.hostnames(req.hostname, 1)[0]
+    creation.check_login(req.password, req.key_id, req.ssh_keys)
+    if req.key_id is not None and (len(req.key_id) > 64 or not req.key_id.strip()):
+        raise errors.InvalidParameter(detail="invalid parameter `keyId`")
+    if req.key_id and image is not None and image.os_type.lower() == "windows":
+        raise errors.InvalidParameter(detail="keyId cannot be used with a Windows image")
+    raid, partitions = _storage(req, model, image)
+    current = row.nic or {}
+    nic = req.nic or NicNames()
+    wan, lan = creation.nic_names(
+        nic.wan_name if nic.wan_name is not None else current.get("wanName"),
+        nic.lan_name if nic.lan_name is not None else current.get("lanName"),
+        bool(model.is_ha),
+    )
+    if req.user_data is not None and len(req.user_data.encode()) > MAX_USER_DATA:
+        raise errors.InvalidParameter(detail="invalid parameter `userData`: at most 32 KB")
     move = lifecycle.decide(lifecycle.REINSTALL, req.instance_id, row.status)
-    conn = ctx.conn
-    if req.image_id:
-        found = conn.execute(select(images.c.image_id).where(images.c.image_id == req.image_id))
-        if found.first() is None:
-            raise ImageNotFound(image_id=req.image_id)
     values: dict[str, Any] = {
         "status": move.status,
         "host_op": move.host_op,
         "host_op_due": ctx.now,
         "host_op_attempts": 0,
         "host_op_error": None,
+        "image_id": image.image_id if image is not None else None,
+        "ipxe_url": req.ipxe_url,
+        "hostname": hostname,
+        "key_id": req.key_id,
+        "nic": {"wanName": wan, "lanName": lan},
     }
-    if req.image_id or req.ipxe_url:
-        values |= {"image_id": req.image_id or None, "ipxe_url": req.ipxe_url}
-    if req.hostname is not None:
-        values["hostname"] = req.hostname
-    if req.key_id is not None or req.password is not None:
-        values["key_id"] = req.key_id
     if req.raid_config is not None:
-        values["raid_config"] = req.raid_config.model_dump(by_alias=True)
+        values["raid_config"] = raid
     if req.partitions is not None:
-        values["partitions"] = [p.model_dump(by_alias=True) for p in req.partitions]
-    if req.nic is not None:
-        values["nic"] = req.nic.model_dump(by_alias=True)
-    conn.execute(update(instances).where(instances.c.instance_id == row.instance_id).values(values))
+        values["partitions"] = partitions
+    ctx.conn.execute(
+        update(instances).where(instances.c.instance_id == row.instance_id).values(values)
+    )
     return EmptyResponse()

@@ -48,6 +48,7 @@ def extras(action: str) -> dict[str, Any]:
         "ModifyInstanceTrafficPackage": {"trafficPackageSize": 2},
         "InquiryPriceInstanceTrafficPackage": {"trafficPackageSize": 2},
         "ModifyInstancesAttribute": {"instanceName": "stolen"},
+        "ModifyInstancesResourceGroup": {"resourceGroupId": "default"},
         "DescribeInstanceTraffic": {
             "startTime": _wire_time(now - 3600),
             "endTime": _wire_time(now),

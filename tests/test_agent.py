@@ -213,27 +213,15 @@ def test_passes_are_idempotent_repair_hand_changes_and_retry_refusals(  # noqa: 
     assert agent_for(stack, lab, tmp_path, clock).run_pass().changed == []  # a restart neither
 
     # A cap changed by hand, and a redirect removed by hand, are put back.
-    tc(
-        lab,
-        "class",
-        "change",
-        "dev",
-        ifb_name(Kernel(lab.host).snapshot().devices["vi0"].ifindex),
-        "parent",
-        "7a62:",
-        "classid",
-        "7a62:1",
-        "htb",
-        "rate",
-        "5mbit",
-        "ceil",
-        "5mbit",
-    )
+    ifb = ifb_name(Kernel(lab.host).snapshot().devices["vi0"].ifindex)
+    hand_made = ["root", "tbf", "rate", "5mbit", "burst", "128k", "latency", "1s"]
+    tc(lab, "qdisc", "change", "dev", ifb, *hand_made)
     tc(lab, "qdisc", "del", "dev", "vi1", "ingress")
     assert out_cap(lab, 0) == 5
     assert sorted(agent.run_pass().changed) == sorted([first, second])
     assert out_cap(lab, 0) == 20
-    assert Kernel(lab.host).snapshot().devices["vi1"].ingress_filters > 0
+    vi1 = Kernel(lab.host).snapshot().devices["vi1"]
+    assert vi1.redirect_to == {ifb_name(vi1.ifindex)}
 
     # Without an agent pass the change stays Processing: the worker leaves it to the agent.
     order = modify(tenant, first, 40)

@@ -4,7 +4,7 @@
 ``<prefix>-net`` (the internet, 172.31.255.2). Instance ``k`` is the namespace ``<prefix>-i<k>``
 at 10.64.x.y/30 behind ``vi<k>`` (or, with ``namespaces=False``, only the veth pair, both ends in
 the host: enough to time agent passes over many interfaces). Needs root, iproute2 and a kernel
-with veth, IFB, HTB and nftables.
+with veth, IFB, TBF, u32, mirred and nftables.
 """
 
 from __future__ import annotations

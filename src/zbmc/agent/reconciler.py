@@ -71,18 +71,14 @@ def plan(d: Desired, snap: k.Snapshot) -> tuple[list[str], list[str]]:
         ip += [f"link add {ifb} type ifb", f"link set {ifb} up"]
     elif not ifb_device.up:
         ip.append(f"link set {ifb} up")
-    if ifb_device is None or not ifb_device.capped:
+    if ifb_device is None or not ifb_device.capped_at(d.out_mbps):
         tc += k.cap_lines(ifb, d.out_mbps)
-    elif not ifb_device.capped_at(d.out_mbps):
-        tc += k.rate_lines(ifb, d.out_mbps)
-    if ifb_device is None or not (device.ingress and device.ingress_filters > 0):
+    if ifb_device is None or device.redirect_to != {ifb}:
         tc += k.redirect_lines(d.interface, ifb, device.ingress)
     if d.in_mbps is not None:
-        if not device.capped:
+        if not device.capped_at(d.in_mbps):
             tc += k.cap_lines(d.interface, d.in_mbps)
-        elif not device.capped_at(d.in_mbps):
-            tc += k.rate_lines(d.interface, d.in_mbps)
-    elif device.root == ("htb", k.HANDLE):
+    elif device.root == ("tbf", k.HANDLE):
         tc.append(f"qdisc del dev {d.interface} root")
     return ip, tc
 
@@ -103,7 +99,7 @@ def cleanup(desired: list[Desired], snap: k.Snapshot) -> tuple[list[str], list[s
     names: list[str] = []
     for dev in snap.devices.values():
         # (a wanted interface without an inbound cap loses it in plan(); IFBs go below)
-        ours = dev.root == ("htb", k.HANDLE) and not dev.name.startswith(k.IFB_PREFIX)
+        ours = dev.root == ("tbf", k.HANDLE) and not dev.name.startswith(k.IFB_PREFIX)
         if ours and dev.name not in wanted:
             tc.append(f"qdisc del dev {dev.name} root")
             names.append(dev.name)
@@ -149,8 +145,7 @@ class Agent:
         report.instances = len(desired)
         snap = self.kernel.snapshot()
         failed: list[dict[str, Any]] = []
-        for d in desired:
-            self._enforce(d, snap, report, failed)
+        self._enforce([d for d in desired if self._due(d)], snap, report, failed)
         ip, tc, names = cleanup(desired, snap)
         if ip or tc:
             try:
@@ -171,30 +166,59 @@ class Agent:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _enforce(
-        self, d: Desired, snap: k.Snapshot, report: PassReport, failed: list[dict[str, Any]]
-    ) -> None:
+    def _due(self, d: Desired) -> bool:
         waiting = self.backoff.get(d.instance_id)
-        if waiting is not None and waiting.retry_at > self.clock():
+        return waiting is None or waiting.retry_at <= self.clock()
+
+    def _enforce(
+        self,
+        desired: list[Desired],
+        snap: k.Snapshot,
+        report: PassReport,
+        failed: list[dict[str, Any]],
+    ) -> None:
+        """Apply what differs: every instance's lines in one `ip` and one `tc` batch; if the
+        kernel refuses, instance by instance (from a fresh read) to know whose change failed."""
+        planned: list[tuple[Desired, list[str], list[str]]] = []
+        for d in desired:
+            try:
+                ip, tc = plan(d, snap)
+            except k.KernelError as exc:
+                self._refused(d, exc, report, failed)
+                continue
+            if ip or tc:
+                planned.append((d, ip, tc))
+            else:
+                self.backoff.pop(d.instance_id, None)
+        if not planned:
             return
         try:
-            ip, tc = plan(d, snap)
-            if ip or tc:
-                self.kernel.run("ip", ip)
-                self.kernel.run("tc", tc)
-                report.changed.append(d.instance_id)
+            self.kernel.run("ip", [line for _d, ip, _tc in planned for line in ip])
+            self.kernel.run("tc", [line for _d, _ip, tc in planned for line in tc])
         except k.KernelError as exc:
-            attempts = (waiting.attempts if waiting else 0) + 1
-            delay = min(2**attempts, MAX_BACKOFF_SECONDS)
-            self.backoff[d.instance_id] = _Backoff(attempts, self.clock() + delay)
-            report.failed.append(d.instance_id)
-            log.warning("instance %s: %s (retry in %s s)", d.instance_id, exc, delay)
-            if d.order_number is not None:
-                failed.append(
-                    {"instanceId": d.instance_id, "orderNumber": d.order_number, "error": str(exc)}
-                )
+            if len(planned) == 1:
+                self._refused(planned[0][0], exc, report, failed)
+            else:
+                for d, _ip, _tc in planned:
+                    self._enforce([d], self.kernel.snapshot(), report, failed)
             return
-        self.backoff.pop(d.instance_id, None)
+        for d, _ip, _tc in planned:
+            report.changed.append(d.instance_id)
+            self.backoff.pop(d.instance_id, None)
+
+    def _refused(
+        self, d: Desired, exc: Exception, report: PassReport, failed: list[dict[str, Any]]
+    ) -> None:
+        waiting = self.backoff.get(d.instance_id)
+        attempts = (waiting.attempts if waiting else 0) + 1
+        delay = min(2**attempts, MAX_BACKOFF_SECONDS)
+        self.backoff[d.instance_id] = _Backoff(attempts, self.clock() + delay)
+        report.failed.append(d.instance_id)
+        log.warning("instance %s: %s (retry in %s s)", d.instance_id, exc, delay)
+        if d.order_number is not None:
+            failed.append(
+                {"instanceId": d.instance_id, "orderNumber": d.order_number, "error": str(exc)}
+            )
 
     # counters and samples -------------------------------------------------------------------
 

@@ -24,8 +24,10 @@ from zbmc.agent.kernel import BYTES_PER_MBPS, Kernel, ifb_name
 from zbmc.agent.lab import Lab, unavailable
 from zbmc.agent.meter import Meter
 from zbmc.agent.reconciler import Agent
+from zbmc.app import build_runtime
 from zbmc.catalogue import demo_text
 from zbmc.db.tables import orders, traffic_samples
+from zbmc.settings import Settings
 
 REASON = unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"agent namespace tests: {REASON}")
@@ -117,30 +119,20 @@ def test_caps_hold_within_90_to_102_percent_and_samples_match_iperf3(
         "network", "attach", instance_id, "--host", lab.host, "--interface", lab.interface(0)
     )
     log = (tmp_path / "agent.log").open("wb")
-    agent = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "zbmc",
-            "agent",
-            "--api",
-            f"http://{stack.host}",
-            "--host",
-            lab.host,
-            "--netns",
-            lab.host,
-            "--state-dir",
-            str(tmp_path),
-            "--interval",
-            "0.2",
-            "--sample-interval",
-            "1",
-            "--json",
-        ],
-        env={**os.environ, "ZBMC_ADMIN_TOKEN": TOKEN},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                *(sys.executable, "-m", "zbmc", "agent", "--api", f"http://{stack.host}"),
+                *("--host", lab.host, "--netns", lab.host, "--state-dir", str(tmp_path)),
+                *("--interval", "0.2", "--sample-interval", "1", "--json"),
+            ],
+            env={**os.environ, "ZBMC_ADMIN_TOKEN": TOKEN},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    agent = start()
     try:
         wait_until(lambda: out_cap(lab, 0) == 5, timeout=30)
         for cap in (10, 100, 1000):
@@ -172,6 +164,10 @@ def test_caps_hold_within_90_to_102_percent_and_samples_match_iperf3(
             assert max(ratios) >= 0.90, ratios
             assert all(r <= 1.02 for r in ratios), ratios
             assert abs(counted - sent) <= 0.01 * sent
+            # A killed agent restarts from its state file: the next step's bytes still match.
+            agent.kill()
+            agent.wait()
+            agent = start()
     finally:
         agent.terminate()
         agent.wait(timeout=30)
@@ -225,6 +221,9 @@ def test_passes_are_idempotent_repair_hand_changes_and_retry_refusals(  # noqa: 
 
     # Without an agent pass the change stays Processing: the worker leaves it to the agent.
     order = modify(tenant, first, 40)
+    worker = build_runtime(Settings(database_url=stack.database_url, driver="agent"))
+    worker.worker.catch_up()
+    worker.engine.dispose()
     assert status(tenant, first) == ("Processing", 20)
     report = agent.run_pass()
     assert report.changed == [first]

@@ -72,6 +72,14 @@ def attach(conn: Connection, instance_id: str, host: str, interface: str, now: i
     if found is None:
         raise NotFound(f"instance {instance_id} does not exist")
     a = network_attachments.c
+    # An instance released since (its row deleted) no longer holds its interface.
+    conn.execute(
+        delete(network_attachments).where(
+            a.host == host,
+            a.interface == interface,
+            ~exists().where(instances.c.instance_id == a.instance_id),
+        )
+    )
     taken = conn.execute(
         select(a.instance_id).where(
             a.host == host, a.interface == interface, a.instance_id != instance_id

@@ -311,3 +311,46 @@ def test_console_is_served_from_the_package(stack: Stack) -> None:
     script = requests.get(f"http://{stack.host}/console/console.js", timeout=10)
     assert "ZC2-HMAC-SHA256" in script.text
     assert requests.get(f"http://{stack.host}/console/nope.js", timeout=10).status_code == 404
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_tenant_creates_an_instance_priced_first(browser: Any, make_stack: StackFactory) -> None:
+    stack = make_stack()
+    tenant = stack.tenant(balance="5000.00")
+    page = _page(browser, stack)
+    _sign_in_key(page, tenant)
+    page.wait_for_selector("[data-testid=page]")
+    page.click("[data-testid=create] summary")
+    page.select_option("[data-testid=create-zone]", "SEL-A")
+    page.wait_for_selector("[data-testid=create-type] option[value=M6C]", state="attached")
+    page.select_option("[data-testid=create-type]", "M6C")
+    page.select_option("[data-testid=create-charge]", "PREPAID")
+    page.select_option("[data-testid=create-internet]", "ByBandwidth")
+    page.fill("[data-testid=create-bandwidth]", "20")
+    page.fill("[data-testid=create-name]", "made-in-browser")
+    page.fill("[data-testid=create-password]", "Passw0rd-123")
+    page.click("[data-testid=create-inquire]")
+    shown = page.wait_for_selector("[data-testid=create-price]").inner_text()
+    quoted = call(
+        tenant,
+        V2026,
+        "InquiryPriceCreateInstance",
+        zoneId="SEL-A",
+        instanceTypeId="M6C",
+        instanceChargeType="PREPAID",
+        instanceChargePrepaid={"period": 1},
+        internetChargeType="ByBandwidth",
+        internetMaxBandwidthOut=20,
+    )
+    instance_price = Decimal(str(quoted.instancePrice.discountPrice))
+    assert f"instance: {instance_price:.2f} now" in shown
+    before = tenant.balance()
+    page.click("[data-testid=create-confirm]")
+    page.wait_for_selector("[data-testid=instances] tbody tr a")
+    created = call(tenant, V2026, "DescribeInstances", instanceName="made-in-browser").dataSet
+    assert len(created) == 1
+    assert "made-in-browser" in page.locator("[data-testid=instances]").inner_text()
+    items = [quoted.instancePrice, *(quoted.bandwidthPrice or []), quoted.primaryIpPrice]
+    total = sum(Decimal(str(p.discountPrice)) for p in items if p and p.discountPrice is not None)
+    assert before - tenant.balance() == total  # charged what was quoted
+    assert page.errors == []

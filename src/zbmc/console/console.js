@@ -206,6 +206,7 @@ async function instancesPage() {
   const go = (page) => { filters.pageNum = page; instancesPage().catch(fail); };
   render(
     h("h2", {}, "Instances"), form,
+    h("details", { "data-testid": "create" }, h("summary", {}, "Create instances…"), createForm(zones.zoneSet)),
     table([
       ["Instance", (i) => h("a", { href: `#/instance/${i.instanceId}` }, i.instanceName || i.instanceId)],
       ["Id", (i) => h("code", {}, i.instanceId)],
@@ -221,6 +222,76 @@ async function instancesPage() {
       h("button", { class: "secondary", disabled: filters.pageNum <= 1, onclick: () => go(filters.pageNum - 1) }, "‹ Previous"),
       h("span", { "data-testid": "page" }, `page ${filters.pageNum} of ${pages} · ${list.totalCount} instances`),
       h("button", { class: "secondary", disabled: filters.pageNum >= pages, onclick: () => go(filters.pageNum + 1) }, "Next ›")));
+}
+
+// CreateInstances, priced first with InquiryPriceCreateInstance (the same body).
+function createForm(zoneSet) {
+  const result = h("div", { "data-testid": "create-quote" });
+  const imageSelect = h("select", { name: "imageId", "data-testid": "create-image" }, h("option", { value: "" }, "no image"));
+  const typeSelect = h("select", {
+    name: "instanceTypeId", "data-testid": "create-type",
+    onchange: () => loadImages().catch(fail),
+  });
+  const loadImages = async () => {
+    const found = await api("DescribeImages", typeSelect.value ? { instanceTypeId: typeSelect.value } : {});
+    imageSelect.replaceChildren(h("option", { value: "" }, "no image"),
+      ...found.images.map((i) => h("option", { value: i.imageId }, i.imageName || i.imageId)));
+  };
+  api("DescribeInstanceTypes", {}).then((found) => {
+    typeSelect.replaceChildren(...found.instanceTypes.map((t) => h("option", { value: t.instanceTypeId }, t.instanceTypeId)));
+    return loadImages();
+  }).catch(fail);
+  const form = h("form", { class: "inline" },
+    h("label", {}, "Zone", h("select", { name: "zoneId", "data-testid": "create-zone" }, zoneSet.map((z) => h("option", { value: z.zoneId }, z.zoneId)))),
+    h("label", {}, "Type", typeSelect),
+    h("label", {}, "Image", imageSelect),
+    h("label", {}, "Billing", h("select", { name: "instanceChargeType", "data-testid": "create-charge" },
+      ["PREPAID", "POSTPAID"].map((v) => h("option", { value: v }, v)))),
+    h("label", {}, "Months (prepaid)", h("input", { name: "period", type: "number", min: "1", value: "1" })),
+    h("label", {}, "Internet", h("select", { name: "internetChargeType", "data-testid": "create-internet" },
+      ["ByBandwidth", "ByTrafficPackage"].map((v) => h("option", { value: v }, v)))),
+    h("label", {}, "Mbps", h("input", { name: "internetMaxBandwidthOut", type: "number", min: "1", value: "10", "data-testid": "create-bandwidth" })),
+    h("label", {}, "Name", h("input", { name: "instanceName", value: "instance", "data-testid": "create-name" })),
+    h("label", {}, "Amount", h("input", { name: "amount", type: "number", min: "1", max: "100", value: "1" })),
+    h("label", {}, "Password", h("input", { name: "password", type: "password", "data-testid": "create-password" })),
+    h("button", { type: "submit", "data-testid": "create-inquire" }, "Quote price"));
+  const body = () => {
+    const data = new FormData(form);
+    const request = {
+      zoneId: data.get("zoneId"), instanceTypeId: data.get("instanceTypeId"),
+      instanceChargeType: data.get("instanceChargeType"), internetChargeType: data.get("internetChargeType"),
+      internetMaxBandwidthOut: Number(data.get("internetMaxBandwidthOut")),
+    };
+    if (request.instanceChargeType === "PREPAID") request.instanceChargePrepaid = { period: Number(data.get("period")) };
+    return { request, data };
+  };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const { request, data } = body();
+    try {
+      const price = await api("InquiryPriceCreateInstance", request);
+      const confirm = h("button", {
+        type: "button", "data-testid": "create-confirm",
+        onclick: async () => {
+          confirm.disabled = true;
+          const create = { ...request, instanceName: data.get("instanceName"), amount: Number(data.get("amount")) };
+          if (data.get("imageId")) create.imageId = data.get("imageId");
+          if (data.get("password")) create.password = data.get("password");
+          try {
+            const done = await api("CreateInstances", create);
+            toast(`Created ${done.instanceIdSet.join(", ")} (order ${show(done.orderNumber)})`);
+            await instancesPage();
+          } catch (problem) { fail(problem); confirm.disabled = false; }
+        },
+      }, "Confirm and create");
+      const lines = [["instance", [price.instancePrice]], ["bandwidth", price.bandwidthPrice], ["primary IP", [price.primaryIpPrice]]]
+        .filter(([, items]) => items && items.length && items[0])
+        .map(([title, items]) => `${title}: ${priceLines(items).join("; ")}`);
+      result.replaceChildren(h("div", { class: "quote" },
+        h("div", { "data-testid": "create-price" }, lines.join(" · ")), confirm));
+    } catch (problem) { fail(problem); }
+  });
+  return h("div", { class: "card" }, form, result);
 }
 
 // --- tenant: one instance ---------------------------------------------------------------------

@@ -354,3 +354,36 @@ def test_tenant_creates_an_instance_priced_first(browser: Any, make_stack: Stack
     total = sum(Decimal(str(p.discountPrice)) for p in items if p and p.discountPrice is not None)
     assert before - tenant.balance() == total  # charged what was quoted
     assert page.errors == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_tenant_terminates_and_releases(browser: Any, make_stack: StackFactory) -> None:
+    from zenlayercloud.common.excpetion.zenlayer_cloud_sdk_exception import (
+        ZenlayerCloudSdkException,
+    )
+
+    stack = make_stack()
+    tenant = stack.tenant()
+    doomed = tenant.instance(name="doomed", zone="HKG-A", instance_charge_type="POSTPAID")
+    page = _page(browser, stack)
+    _sign_in_key(page, tenant)
+    page.wait_for_selector("[data-testid=instances] tbody tr a")
+    page.click("text=doomed")
+    page.wait_for_selector("[data-testid=terminate]")
+    page.click("[data-testid=terminate]")  # arms the button: nothing happens yet
+    armed = call(tenant, V2026, "DescribeInstances", instanceIds=[doomed]).dataSet[0]
+    assert armed.instanceStatus == "RUNNING"
+    page.click("[data-testid=terminate]")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=instance-status]')?.textContent === 'RECYCLE'"
+    )
+    listed = call(tenant, V2026, "DescribeInstances", instanceIds=[doomed]).dataSet
+    assert listed[0].instanceStatus == "RECYCLE"
+    page.click("[data-testid=release]")
+    page.click("[data-testid=release]")
+    page.wait_for_selector("[data-testid=instances]")
+    with pytest.raises(ZenlayerCloudSdkException) as caught:
+        call(tenant, V2026, "DescribeInstanceInternetStatus", instanceId=doomed)
+    assert caught.value.code == "INVALID_INSTANCE_NOT_FOUND"
+    assert "doomed" not in page.locator("[data-testid=instances]").inner_text()
+    assert page.errors == []

@@ -200,7 +200,7 @@ async function instancesPage() {
   h("label", {}, "Zone", h("select", { name: "zoneId" }, h("option", { value: "" }, "any"),
     zones.zoneSet.map((zone) => h("option", { value: zone.zoneId, selected: zone.zoneId === filters.zoneId }, zone.zoneId)))),
   h("label", {}, "Status", h("select", { name: "instanceStatus" }, h("option", { value: "" }, "any"),
-    ["RUNNING", "STOPPED", "CREATING", "RECYCLE", "RELEASED"].map((s) => h("option", { value: s, selected: s === filters.instanceStatus }, s)))),
+    ["RUNNING", "STOPPED", "CREATING", "BOOTING", "STOPPING", "INSTALLING", "RECYCLE", "CREATE_FAILED"].map((s) => h("option", { value: s, selected: s === filters.instanceStatus }, s)))),
   h("button", { type: "submit", "data-testid": "filter" }, "Filter"));
   const pages = Math.max(1, Math.ceil(list.totalCount / PAGE_SIZE));
   const go = (page) => { filters.pageNum = page; instancesPage().catch(fail); };
@@ -374,6 +374,23 @@ function trafficChart(traffic) {
 }
 
 let trafficHours = 24;
+const SETTLED = new Set(["RUNNING", "STOPPED", "RECYCLE", "CREATE_FAILED", "INSTALL_FAILED"]);
+
+// A destructive action asks twice: the first click arms the button, the second acts.
+function twoStep(testid, title, action) {
+  const button = h("button", { class: "danger", "data-testid": testid });
+  button.textContent = title;
+  button.addEventListener("click", async () => {
+    if (!button.dataset.armed) {
+      button.dataset.armed = "1";
+      button.textContent = `${title}: click again to confirm`;
+      return;
+    }
+    button.disabled = true;
+    try { await action(); } catch (problem) { fail(problem); button.disabled = false; }
+  });
+  return button;
+}
 
 async function instancePage(id) {
   chrome("#/instances");
@@ -386,6 +403,12 @@ async function instancePage(id) {
     api("DescribeInstanceTraffic", { instanceId, ...span }),
   ]);
   const instance = list.dataSet[0];
+  if (!instance) throw new Error(`instance ${instanceId} does not exist (released?)`);
+  if (!SETTLED.has(instance.instanceStatus) || status.modifiedBandwidthStatus === "Processing"
+      || status.modifiedTrafficPackageStatus === "Processing") {
+    // a host operation or a change is under way: look again shortly, as long as this page shows
+    setTimeout(() => { if (location.hash === `#/instance/${instanceId}`) instancePage(instanceId).catch(fail); }, 1000);
+  }
   const pending = orders.dataSet.filter((o) => o.state === "WAIT_TO_ENABLE" || o.state === "PROCESSING");
   const pendingOf = (kind) => pending.find((o) => o.kind === kind);
   const refresh = () => instancePage(instanceId).catch(fail);
@@ -406,7 +429,20 @@ async function instancePage(id) {
         h("div", { class: "muted" }, `created ${show(instance.createTime)} · expires ${show(instance.expiredTime)}`),
         h("p", {},
           h("button", { "data-testid": "start", disabled: instance.instanceStatus !== "STOPPED", onclick: act("StartInstances", { instanceIds: [instanceId] }, "Starting") }, "Start"), " ",
-          h("button", { class: "danger", "data-testid": "stop", disabled: instance.instanceStatus !== "RUNNING", onclick: act("StopInstances", { instanceIds: [instanceId] }, "Stopping") }, "Stop"))),
+          h("button", { class: "secondary", "data-testid": "reboot", disabled: instance.instanceStatus !== "RUNNING", onclick: act("RebootInstances", { instanceIds: [instanceId] }, "Rebooting") }, "Reboot"), " ",
+          h("button", { class: "danger", "data-testid": "stop", disabled: instance.instanceStatus !== "RUNNING", onclick: act("StopInstances", { instanceIds: [instanceId] }, "Stopping") }, "Stop")),
+        h("p", {},
+          instance.instanceStatus === "RECYCLE"
+            ? twoStep("release", "Release for good", async () => {
+              await api("ReleaseInstances", { instanceIds: [instanceId] });
+              toast(`Released ${instanceId}`);
+              location.hash = "#/instances";
+            })
+            : twoStep("terminate", instance.instanceChargeType === "PREPAID" ? "Terminate at expiry" : "Terminate", async () => {
+              await api("TerminateInstance", { instanceId });
+              toast("Terminated");
+              refresh();
+            }))),
       h("div", { class: "card" },
         h("div", {}, "Bandwidth: ", h("span", { class: "figure", "data-testid": "bandwidth" }, show(status.internetMaxBandwidthOut)), " Mbps"),
         status.modifiedBandwidthStatus && status.modifiedBandwidthStatus !== "Enable"

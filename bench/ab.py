@@ -56,6 +56,7 @@ def main() -> int:
     parser.add_argument("--a", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--b", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--scenario", choices=("modify", "describe"), default="modify")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--connections", type=int, default=16)
@@ -84,15 +85,19 @@ def main() -> int:
     results: dict[str, list[Measurement]] = {"A": [], "B": []}
 
     def load(side: Side, seconds: float) -> Measurement:
-        current = _bandwidths(side.engine, side.pool)
-        requests = pools.modify_bandwidth(side.server.host, side.key, current, 1, VERSION)
+        if args.scenario == "describe":  # pageSize 100 over the pool's instances
+            pages = max(1, args.pool // 100)
+            requests = pools.describe_instances(side.server.host, side.key, pages, 1, VERSION)
+        else:
+            current = _bandwidths(side.engine, side.pool)
+            requests = pools.modify_bandwidth(side.server.host, side.key, current, 1, VERSION)
         return wrk(
             side.server.host,
             requests,
             args.connections,
             seconds,
             target=side.name,
-            scenario="ModifyInstanceBandwidth",
+            scenario=args.scenario,
             dataset=str(args.pool),
             pid=side.server.process.pid,
         )
@@ -106,7 +111,8 @@ def main() -> int:
                 m = load(side, args.seconds)
                 results[side.name].append(m)
                 print(
-                    f"{side.name}  {m.rps:8.1f} req/s  p99 {m.p99_ms:6.1f} ms"
+                    f"{side.name}  {m.rps:8.1f} req/s  p50 {m.p50_ms:6.1f} ms"
+                    f"  p99 {m.p99_ms:6.1f} ms"
                     f"  cpu {m.cpu_ms_per_request} ms/req  non-2xx {m.non2xx}",
                     flush=True,
                 )
@@ -120,6 +126,7 @@ def main() -> int:
         print(
             f"{name} median: {statistics.median(m.rps for m in ms):.1f} req/s,"
             f" cpu {statistics.median(m.cpu_ms_per_request or 0 for m in ms):.3f} ms/req,"
+            f" p50 {statistics.median(m.p50_ms for m in ms):.1f} ms,"
             f" p99 {statistics.median(m.p99_ms for m in ms):.1f} ms,"
             f" non-2xx {sum(m.non2xx for m in ms)}"
         )

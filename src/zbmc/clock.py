@@ -3,6 +3,7 @@ clients sign with their real time."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -92,7 +93,19 @@ def iso(ts: int | None) -> str | None:
     """Wire time format ``YYYY-MM-DDThh:mm:ssZ``."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if type(ts) is not int:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The date from a cache, the time of day by arithmetic (Unix time has no leap seconds):
+    # a quarter of the cost of strftime, and DescribeInstances writes two per instance.
+    day, seconds = divmod(ts, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{_iso_date(day)}T{hours:02d}:{minutes:02d}:{seconds:02d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_date(day: int) -> str:
+    return datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d")
 
 
 def parse_iso(value: str) -> int:

@@ -97,6 +97,8 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 MAX_BATCH = 64
 # How many of the latest batches set the size a new batch waits for.
 RECENT_BATCHES = 8
+# About how long one batch may keep the event loop (estimated from the calls before it).
+BATCH_SECONDS = 0.01
 
 
 class Batcher:
@@ -123,6 +125,7 @@ class Batcher:
         self._pending: list[tuple[Call, asyncio.Future[Outcome]]] = []
         self._first = 0.0  # when the first call of the pending batch was submitted
         self._recent: collections.deque[int] = collections.deque([1], maxlen=RECENT_BATCHES)
+        self._per_call = 0.0  # seconds per call of the latest batches (moving average)
 
     def submit(self, call: Call) -> asyncio.Future[Outcome]:
         loop = asyncio.get_running_loop()
@@ -133,9 +136,20 @@ class Batcher:
         self._pending.append((call, future))
         return future
 
+    def _limit(self) -> int:
+        """How many calls the next batch takes: ``MAX_BATCH``, or fewer if that many would keep
+        the event loop longer than ``BATCH_SECONDS``. Between two batches the loop reads and
+        writes the connections; a batch of 64 DescribeInstances pages kept it for half a
+        second, while the previous batch's answers (140 KB each) waited in their transports, and
+        at 64 connections p99 was 8 x p50 (docs/performance.md)."""
+        if self._per_call * MAX_BATCH <= BATCH_SECONDS:
+            return MAX_BATCH
+        return max(1, int(BATCH_SECONDS / self._per_call))
+
     def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        count = min(len(self._pending), MAX_BATCH)
+        limit = self._limit()
+        count = min(len(self._pending), limit)
         if (
             self.wait
             and count < max(self._recent)
@@ -144,12 +158,16 @@ class Batcher:
             loop.call_soon(self._run)  # after the handlers of what arrived meanwhile
             return
         self._recent.append(count)
-        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        batch, self._pending = self._pending[:limit], self._pending[limit:]
         if self._pending:
             loop.call_soon(self._run)
         calls = [call for call, _ in batch]
+        started = time.perf_counter()
         try:
             outcomes = self.pipeline.handle_batch(calls)
+            # a moving average, so that one slow batch does not make the next ones tiny
+            cost = (time.perf_counter() - started) / len(calls)
+            self._per_call += (cost - self._per_call) / 4
         except Exception:
             # handle_batch turns every error into an outcome; should it fail anyway, no
             # request may be left waiting

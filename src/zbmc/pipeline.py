@@ -32,7 +32,7 @@ from zbmc.errors import (
 )
 from zbmc.registry import ActionSpec, load_actions
 from zbmc.settings import Settings
-from zbmc.wire import DEFAULT_VERSION, VERSIONS, WireModel, to_wire
+from zbmc.wire import DEFAULT_VERSION, VERSIONS, WireModel
 
 log = logging.getLogger("zbmc.api")
 
@@ -225,8 +225,8 @@ class Pipeline:
         except ApiError as error:
             raise _Failed(error, tenant_id) from None
         request_id = p.call.request_id
-        data = {"requestId": request_id, **to_wire(response, p.version)}
-        body = _ENCODE({"requestId": request_id, "response": data})
+        data = {"requestId": request_id, **response.wire(p.version)}
+        body = response.finish(_ENCODE({"requestId": request_id, "response": data}))
         return Outcome(200, body.encode(), "OK", tenant_id)
 
     def _run(self, p: _Prepared) -> Outcome:

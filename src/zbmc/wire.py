@@ -33,13 +33,22 @@ class WireModel(BaseModel):
     # Keys a subclass reuses from its parent but never sends.
     omitted: ClassVar[frozenset[str]] = frozenset()
 
+    def wire(self, version: str) -> dict[str, Any]:
+        """This response as plain JSON data (``to_wire``); a subclass may have it ready."""
+        data: dict[str, Any] = to_wire(self, version)
+        return data
+
+    def finish(self, body: str) -> str:
+        """The encoded answer; a subclass whose ``wire`` left placeholders fills them in."""
+        return body
+
 
 def to_wire(value: Any, version: str) -> Any:
     """Dump a response model as plain JSON data, every documented key present (null if unset)."""
     if isinstance(value, WireModel):
         return {
             key: to_wire(getattr(value, name), version)
-            for name, key in _wire_keys(type(value), version)
+            for name, key in wire_keys(type(value), version)
         }
     if isinstance(value, list):
         return [to_wire(item, version) for item in value]
@@ -47,7 +56,7 @@ def to_wire(value: Any, version: str) -> Any:
 
 
 @functools.cache
-def _wire_keys(cls: type[WireModel], version: str) -> tuple[tuple[str, str], ...]:
+def wire_keys(cls: type[WireModel], version: str) -> tuple[tuple[str, str], ...]:
     """(attribute, wire key) of every field ``cls`` sends in ``version``; computed once per class
     (DescribeInstances dumps thousands of nested models per request)."""
     drop = cls.omitted | cls.v2026_only if version == V2022 else cls.omitted

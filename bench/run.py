@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lifecycle
 import pools
 import seed
 import servers
@@ -47,12 +48,13 @@ class Plan:
     sizes: tuple[int, ...]  # instances of the tenant at each DescribeInstances stage
     pool: int  # POSTPAID instances whose bandwidth is changed back and forth (the first stage)
     downgrades: int
+    terminations: int = 2000  # instances terminated and released (TerminateInstance row)
     worker_interval: float = servers.WORKER_INTERVAL
     worker_cap: float = 600  # seconds before `zbmc worker --once` is killed (10 x the target)
 
 
 QUICK = Plan("quick", seconds=3, warmup=1, sizes=(1000, 10_000), pool=1000, downgrades=2000,
-             worker_cap=120)  # fmt: skip
+             worker_cap=120, terminations=400)  # fmt: skip
 FULL = Plan("full", seconds=15, warmup=3, sizes=(1000, 100_000, 1_000_000), pool=1000,
             downgrades=100_000)  # fmt: skip
 
@@ -203,6 +205,8 @@ class Run:
                         section["seeding_seconds"][label(size)] = round(seeded.seconds, 2)
                     if n in (0, len(plan.sizes) - 1):
                         self._hot_path(server, key, pool, engine, target, label(size))
+                    if n == 0:
+                        self._terminations(server, key, engine, tenant["tenantId"], target)
                     self.measure(
                         server,
                         lambda t: pools.describe_instances(server.host, key, 10, t, VERSION),
@@ -241,6 +245,26 @@ class Run:
             scenario="DescribeInstanceInternetStatus",
             dataset=dataset,
         )
+
+    def _terminations(
+        self, server: servers.Server, key: tuple[str, str], engine: Engine, tenant: str, target: str
+    ) -> None:
+        """TerminateInstance then ReleaseInstances of each of fresh POSTPAID instances, at 16
+        connections (closed loop, bench/lifecycle.py: the pairs cannot be cycled by wrk)."""
+        count = self.plan.terminations
+        ids = lifecycle.seed_running(engine, tenant, int(time.time()), count)
+        m = lifecycle.terminate_release(
+            server.host,
+            key,
+            ids,
+            16,
+            VERSION,
+            target=target,
+            dataset=f"{count} instances",
+            pid=server.process.pid,
+        )
+        self.measurements.append(m)
+        print(_row(m), flush=True)
 
     def _worker(self, engine: Engine, url: str, tenant_id: str) -> dict[str, Any]:
         """Seed due downgrades with no server running, then time one ``zbmc worker --once``."""
@@ -312,7 +336,9 @@ def set_ratios(measurements: list[Measurement]) -> None:
         if m.target == "ceiling":
             latest[m.connections] = m
         ceiling = latest.get(m.connections)
-        if ceiling is not None and ceiling.rps:
+        # a closed loop of Python clients (bench/lifecycle.py) is not comparable with wrk's
+        closed_loop = m.scenario == "TerminateInstance+ReleaseInstances"
+        if ceiling is not None and ceiling.rps and not closed_loop:
             m.ratio = round(m.rps / ceiling.rps, 3)
             m.notes["ceiling_rps"] = ceiling.rps
 

@@ -49,6 +49,7 @@ def extras(action: str) -> dict[str, Any]:
         "InquiryPriceInstanceTrafficPackage": {"trafficPackageSize": 2},
         "ModifyInstancesAttribute": {"instanceName": "stolen"},
         "ModifyInstancesResourceGroup": {"resourceGroupId": "default"},
+        "ResetInstanceIpmiPassword": {"password": "Ipmi-Pass1"},
         "DescribeInstanceTraffic": {
             "startTime": _wire_time(now - 3600),
             "endTime": _wire_time(now),
@@ -109,6 +110,8 @@ def test_the_instance_actions_are_known() -> None:
 
 @pytest.mark.parametrize("action", INSTANCE_ACTIONS)
 def test_another_tenants_instance_is_not_found(stack: Stack, version: str, action: str) -> None:
+    if version not in load_actions()[("bmc", action)].versions:
+        pytest.skip(f"{action} does not exist in {version} (tests/test_hardware.py checks that)")
     owner, stranger = stack.tenant(), stack.tenant()
     # a charged prepaid ByTrafficPackage instance, so there is money and state to protect
     victim = stack.admin.json(

@@ -197,6 +197,20 @@ def _error_responses() -> dict[str, Any]:
     }
 
 
+def _version_header(spec: ActionSpec) -> dict[str, Any]:
+    if spec.versions == VERSIONS:
+        return {
+            "required": False,
+            "description": f"API version; {DEFAULT_VERSION} when absent or empty.",
+            "schema": {"type": "string", "enum": ["", *VERSIONS]},
+        }
+    return {
+        "required": True,
+        "description": f"API version: this action exists in {', '.join(spec.versions)} only.",
+        "schema": {"type": "string", "enum": list(spec.versions)},
+    }
+
+
 def _operation(spec: ActionSpec, components: _Components) -> dict[str, Any]:
     inner = components.model(spec.response, response=True)
     envelope_name = f"{spec.name}Envelope"
@@ -225,9 +239,7 @@ def _operation(spec: ActionSpec, components: _Components) -> dict[str, Any]:
             {
                 "name": "X-ZC-Version",
                 "in": "header",
-                "required": False,
-                "description": f"API version; {DEFAULT_VERSION} when absent or empty.",
-                "schema": {"type": "string", "enum": ["", *VERSIONS]},
+                **_version_header(spec),
             }
         ],
         "requestBody": {

@@ -209,7 +209,7 @@ class Pipeline:
         if not call.action:
             raise MissingParameter(name="X-ZC-Action")
         spec = self.actions.get((call.service, call.action))
-        if spec is None:
+        if spec is None or version not in spec.versions:
             raise InvalidAction(action=call.action)
         return _Prepared(call, spec, version, validate(spec, decode_body(call.credentials.body)))
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from zbmc.wire import WireModel
+from zbmc.wire import VERSIONS, WireModel
 
 if TYPE_CHECKING:
     from zbmc.context import Context
@@ -28,6 +28,9 @@ class ActionSpec:
     # Runs on a DBAPI transaction without a SQLAlchemy connection (zbmc.db.direct): for the
     # actions whose cost is measured against a budget (docs/performance.md).
     direct: bool = False
+    # The API versions that have this action (the SDK's clients differ: spec README §8);
+    # another version answers 400 INVALID_ACTION, as for an unknown action.
+    versions: tuple[str, ...] = VERSIONS
 
 
 ACTIONS: dict[tuple[str, str], ActionSpec] = {}
@@ -41,6 +44,7 @@ def action(
     write: bool,
     direct: bool = False,
     service: str = "bmc",
+    versions: tuple[str, ...] = VERSIONS,
 ) -> Callable[[Callable[[Context, Req], Resp]], Callable[[Context, Req], Resp]]:
     def register(handler: Callable[[Context, Req], Resp]) -> Callable[[Context, Req], Resp]:
         key = (service, name)
@@ -55,6 +59,7 @@ def action(
             write,
             (handler.__doc__ or "").strip(),
             direct,
+            versions,
         )
         return handler
 

@@ -31,6 +31,8 @@ class Settings:
     host_timeout_seconds: float = 600.0  # command: how long one run may take
     # RECYCLE instances are released this long after they entered the recycle bin
     release_after_seconds: int = 86400
+    # DescribeInstanceIpmiUrl's answer: {instanceId} and {zoneId} are filled in
+    ipmi_url: str = "https://ipmi.{zoneId}.zbmc.invalid/console/{instanceId}"
     log_level: str = "info"
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
     run_worker: bool = True  # background worker thread in each API process
@@ -79,6 +81,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "driver_command": _get(env, "DRIVER_COMMAND"),
         "host_driver": _get(env, "HOST_DRIVER"),
         "host_driver_command": _get(env, "HOST_DRIVER_COMMAND"),
+        "ipmi_url": _get(env, "IPMI_URL"),
         "log_level": _get(env, "LOG_LEVEL"),
         "admin_token": _get(env, "ADMIN_TOKEN"),
         "log_format": _get(env, "LOG_FORMAT"),
@@ -120,6 +123,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ValueError("ZBMC_TLS_CERT and ZBMC_TLS_KEY go together: set both or neither")
     if settings.host_delay_seconds < 0 or settings.release_after_seconds < 0:
         raise ValueError("ZBMC_HOST_DELAY_SECONDS and ZBMC_RELEASE_AFTER_SECONDS must be >= 0")
+    try:
+        settings.ipmi_url.format(instanceId="1", zoneId="Z")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(
+            f"ZBMC_IPMI_URL may use {{instanceId}} and {{zoneId}} only: {exc}"
+        ) from None
     if settings.host_timeout_seconds <= 0:
         raise ValueError("ZBMC_HOST_TIMEOUT_SECONDS must be positive")
     if settings.clock not in ("system", "simulated"):

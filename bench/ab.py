@@ -70,10 +70,19 @@ def main() -> int:
     databases = contextlib.ExitStack()
     for name, env in (("A", _env(args.a)), ("B", _env(args.b))):
         url = databases.enter_context(servers.database(args.backend, work))
-        servers.zbmc(url, "admin", "db", "upgrade")
-        servers.zbmc(url, "admin", "catalogue", "load", "--demo")
+        # Each side's own code prepares its database (its migrations may differ).
+        servers.zbmc(url, "admin", "db", "upgrade", extra_env=env)
+        servers.zbmc(url, "admin", "catalogue", "load", "--demo", extra_env=env)
         tenant = servers.zbmc_json(
-            url, "admin", "tenant", "create", "--name", "ab", "--balance", "100000000"
+            url,
+            "admin",
+            "tenant",
+            "create",
+            "--name",
+            "ab",
+            "--balance",
+            "100000000",
+            extra_env=env,
         )
         engine = create_db_engine(url)
         pool = seed.postpaid_instances(engine, tenant["tenantId"], int(time.time()), args.pool)

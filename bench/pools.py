@@ -4,6 +4,10 @@ wrk's Lua cannot compute HMAC-SHA256, so every zbmc request is signed here, with
 timestamp, immediately before its wrk run (the server accepts ±300 s; no run lasts that long).
 Each wrk thread has its own Lua state, so the pool is split into one list per thread over
 disjoint instances: two threads never send the same change to the same instance.
+
+The server applies a signed write once (the replay guard, docs/security.md), and wrk cycles
+through its list: so a write pool holds enough passes for a whole run, each pass signed with a
+timestamp of its own (``Timestamps``), and no signed write is ever sent twice.
 """
 
 from __future__ import annotations
@@ -25,18 +29,41 @@ def raw_request(host: str, headers: dict[str, str], body: bytes, path: str = "/"
     return "\r\n".join(lines) + "\r\n\r\n" + body.decode()
 
 
+class Timestamps:
+    """Distinct signing timestamps, increasing, inside the server's window (±300 s): a pass of
+    writes signed with one of them never repeats an earlier pass's signatures."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def take(self) -> int:
+        self.last = max(self.last + 1, int(time.time()) - 240)
+        if self.last > time.time() + 240:
+            raise RuntimeError("out of distinct timestamps: fewer passes per run, please")
+        return self.last
+
+
+TIMESTAMPS = Timestamps()
+WRITES_PER_POOL = 40_000  # more than a write run of a few seconds sends
+
+
 def signed(
-    host: str, key: tuple[str, str], action: str, payload: dict[str, object], version: str
+    host: str,
+    key: tuple[str, str],
+    action: str,
+    payload: dict[str, object],
+    version: str,
+    timestamp: int | None = None,
 ) -> str:
     """A request exactly as the official SDK signs it (ZC2-HMAC-SHA256 over content-type;host)."""
     body = json.dumps(payload, separators=(",", ":")).encode()
-    timestamp = str(int(time.time()))
-    signature = sign(key[1], CONTENT_TYPE, host, timestamp, body)
+    text = str(int(time.time()) if timestamp is None else timestamp)
+    signature = sign(key[1], CONTENT_TYPE, host, text, body)
     headers = {
         "Content-Type": CONTENT_TYPE,
         "X-ZC-Action": action,
         "X-ZC-Version": version,
-        "X-ZC-Timestamp": timestamp,
+        "X-ZC-Timestamp": text,
         "X-ZC-Signature-Method": ALGORITHM,
         "Authorization": (
             f"{ALGORITHM} Credential={key[0]}, SignedHeaders={SIGNED_HEADERS}, "
@@ -81,24 +108,31 @@ def modify_bandwidth(
     later) the worker has finished the change, so the next request is accepted again. Requests
     that do arrive while still Processing get OPERATION_FAILED_INSTANCE_BANDWIDTH_PROCESSING
     (HTTP 403) and are reported as non-2xx.
+
+    The two passes repeat, each pair signed with a new timestamp, until the pool holds
+    ``WRITES_PER_POOL`` requests: wrk never sends the same signed write twice.
     """
+    pairs = max(1, -(-WRITES_PER_POOL // (2 * max(1, len(current)))))
+    stamps = [TIMESTAMPS.take() for _ in range(pairs)]
     pools = []
     for share in split(sorted(current), threads):
         passes = []
-        for flip in (True, False):
-            passes += [
-                signed(
-                    host,
-                    key,
-                    "ModifyInstanceBandwidth",
-                    {
-                        "instanceId": i,
-                        "bandwidthOutMbps": (300 - current[i]) if flip else current[i],
-                    },
-                    version,
-                )
-                for i in share
-            ]
+        for stamp in stamps:
+            for flip in (True, False):
+                passes += [
+                    signed(
+                        host,
+                        key,
+                        "ModifyInstanceBandwidth",
+                        {
+                            "instanceId": i,
+                            "bandwidthOutMbps": (300 - current[i]) if flip else current[i],
+                        },
+                        version,
+                        stamp,
+                    )
+                    for i in share
+                ]
         pools.append(passes)
     return pools
 

@@ -53,9 +53,20 @@ def database(backend: str, workdir: Path) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def zbmc(database_url: str, *args: str, timeout: float | None = None) -> str:
-    """Run the ``zbmc`` command line as an operator would; return its output."""
-    env = {**os.environ, "ZBMC_DATABASE_URL": database_url, "ZBMC_LOG_LEVEL": "warning"}
+def zbmc(
+    database_url: str,
+    *args: str,
+    timeout: float | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> str:
+    """Run the ``zbmc`` command line as an operator would; return its output. ``extra_env``
+    (e.g. ``PYTHONPATH`` of another checkout) runs another version's command line."""
+    env = {
+        **os.environ,
+        "ZBMC_DATABASE_URL": database_url,
+        "ZBMC_LOG_LEVEL": "warning",
+        **(extra_env or {}),
+    }
     done = subprocess.run(
         [sys.executable, "-m", "zbmc", *args],
         env=env,
@@ -69,8 +80,8 @@ def zbmc(database_url: str, *args: str, timeout: float | None = None) -> str:
     return done.stdout
 
 
-def zbmc_json(database_url: str, *args: str) -> Any:
-    return json.loads(zbmc(database_url, *args, "--json"))
+def zbmc_json(database_url: str, *args: str, extra_env: dict[str, str] | None = None) -> Any:
+    return json.loads(zbmc(database_url, *args, "--json", extra_env=extra_env))
 
 
 @dataclass

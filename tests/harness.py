@@ -317,3 +317,11 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s; last value {value!r}")
         time.sleep(interval)
+
+
+def next_second() -> None:
+    """Wait for the wall clock's next second. Two identical signed write requests within one
+    second carry the same signature, and the replay guard applies only the first
+    (docs/security.md); a test that repeats a write on purpose waits for this in between."""
+    start = int(time.time())
+    wait_until(lambda: int(time.time()) > start, timeout=5, interval=0.01)

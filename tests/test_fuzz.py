@@ -29,6 +29,7 @@ from zbmc.signature import (
     HmacAuthorization,
     MalformedAuthorization,
     parse_authorization,
+    signed_header_names,
 )
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -83,7 +84,9 @@ def test_parse_authorization_only_parses_or_reports_malformed(value: str) -> Non
     assert isinstance(parsed, HmacAuthorization)
     assert parsed.access_key_id
     assert parsed.signature
-    assert parsed.signed_headers == SIGNED_HEADERS
+    names = signed_header_names(parsed.signed_headers)
+    assert {"content-type", "host"} <= set(names)
+    assert list(names) == sorted(set(names))
 
 
 def test_parse_authorization_accepts_the_sdk_format() -> None:

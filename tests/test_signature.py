@@ -14,8 +14,11 @@ from zbmc.signature import (
     MalformedAuthorization,
     parse_authorization,
     sign,
+    sign_headers,
     signature_matches,
+    signed_header_names,
     string_to_sign,
+    string_to_sign_headers,
 )
 
 # The docs' signature page, recomputed in spec §3.1.
@@ -168,3 +171,69 @@ def test_signature_matches_compares_exactly() -> None:
     assert not signature_matches(VECTOR_SIGNATURE, VECTOR_SIGNATURE.upper())
     assert not signature_matches(VECTOR_SIGNATURE, VECTOR_SIGNATURE[:-1])
     assert not signature_matches(VECTOR_SIGNATURE, "")
+
+
+# --- SignedHeaders beyond content-type;host (issue 16) -----------------------------------------
+
+
+def test_the_general_form_is_the_sdks_for_content_type_and_host() -> None:
+    signed = [("content-type", VECTOR_CONTENT_TYPE), ("host", VECTOR_HOST)]
+    assert sign_headers(VECTOR_SECRET, signed, VECTOR_TIMESTAMP, VECTOR_BODY) == VECTOR_SIGNATURE
+
+
+def test_more_signed_headers_follow_the_spec_steps() -> None:
+    signed = [
+        ("content-type", VECTOR_CONTENT_TYPE),
+        ("host", VECTOR_HOST),
+        ("x-zc-action", "DescribeZones"),
+        ("x-zc-version", "2026-02-01"),
+    ]
+    payload_hash = hashlib.sha256(VECTOR_BODY).hexdigest()
+    canonical = (
+        "POST\n/\n\n"
+        f"content-type:{VECTOR_CONTENT_TYPE}\nhost:{VECTOR_HOST}\n"
+        "x-zc-action:DescribeZones\nx-zc-version:2026-02-01\n\n"
+        f"content-type;host;x-zc-action;x-zc-version\n{payload_hash}"
+    )
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    expected = f"ZC2-HMAC-SHA256\n{VECTOR_TIMESTAMP}\n{digest}"
+    assert string_to_sign_headers(signed, VECTOR_TIMESTAMP, VECTOR_BODY) == expected
+    signature = sign_headers(VECTOR_SECRET, signed, VECTOR_TIMESTAMP, VECTOR_BODY)
+    assert signature == hmac.new(VECTOR_SECRET.encode(), expected.encode(), "sha256").hexdigest()
+    assert signature != VECTOR_SIGNATURE
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        "content-type;host",
+        "content-type;host;x-zc-action",
+        "content-type;host;x-zc-action;x-zc-version",
+        "accept;content-type;host",
+    ],
+)
+def test_signed_header_lists_that_pass(listed: str) -> None:
+    assert signed_header_names(listed) == tuple(listed.split(";"))
+    header = f"ZC2-HMAC-SHA256 Credential=AK, SignedHeaders={listed}, Signature=ab"
+    assert parse_authorization(header).signed_headers == listed
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        "",
+        "host",
+        "content-type",
+        "content-type;x-zc-action",
+        "host;content-type",
+        "content-type;host;host",
+        "Content-Type;host",
+        "content-type;host;",
+        "content-type; host",
+        "content-type;host;x zc",
+        "content-type;host;" + ";".join(f"x-{i:02}" for i in range(19)),
+    ],
+)
+def test_signed_header_lists_that_fail(listed: str) -> None:
+    with pytest.raises(MalformedAuthorization):
+        signed_header_names(listed)

@@ -60,7 +60,13 @@ def build_runtime(settings: Settings, *, server: bool = False) -> Runtime:
         settings.host_timeout_seconds,
     )
     worker = metrics.MeteredWorker(
-        engine, clock, driver, turns, host_driver, settings.release_after_seconds
+        engine,
+        clock,
+        driver,
+        turns,
+        host_driver,
+        settings.release_after_seconds,
+        signature_window=settings.signature_window_seconds,
     )
     return Runtime(settings, engine, clock, worker, turns)
 

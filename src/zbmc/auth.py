@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select
@@ -11,8 +12,16 @@ from sqlalchemy import bindparam, select
 from zbmc import clock
 from zbmc.db.direct import Db, Statement, Tx
 from zbmc.db.tables import access_keys, tokens
-from zbmc.errors import InvalidAuthorization, SignatureExpired, SignatureFailure
-from zbmc.signature import MalformedAuthorization, parse_authorization, sign, signature_matches
+from zbmc.errors import ActionNotSigned, InvalidAuthorization, SignatureExpired, SignatureFailure
+from zbmc.signature import (
+    SDK_NAMES,
+    MalformedAuthorization,
+    parse_authorization,
+    sign,
+    sign_headers,
+    signature_matches,
+    signed_header_names,
+)
 
 
 class Credentials(NamedTuple):
@@ -23,6 +32,8 @@ class Credentials(NamedTuple):
     content_type: str
     host: str
     body: bytes
+    # Every header (lower-case name → first value), for SignedHeaders beyond content-type;host
+    headers: Mapping[bytes, bytes] = {}
 
 
 class Caller(NamedTuple):
@@ -31,6 +42,10 @@ class Caller(NamedTuple):
     tenant_id: str
     clock_mode: str | None
     clock_offset: int | None
+    # HMAC requests: the verified signature and its timestamp, for the replay guard
+    # (zbmc.replay); None for bearer tokens.
+    signature: str | None = None
+    signed_at: int = 0
 
 
 # Every request runs one of these: precompiled (zbmc.db.direct). Each also reads the clock
@@ -60,10 +75,16 @@ def token_digest(token: str) -> str:
 
 
 def authenticate(
-    db: Db, cred: Credentials, wall_now: int, window: int, keys: KeyMemo | None = None
+    db: Db,
+    cred: Credentials,
+    wall_now: int,
+    window: int,
+    keys: KeyMemo | None = None,
+    require_action: bool = False,
 ) -> Caller:
     """Return a valid caller or raise a 401 error. ``keys``: the access keys this transaction
-    has read already (filled in here)."""
+    has read already (filled in here); ``require_action``: HMAC requests must sign
+    X-ZC-Action (``ZBMC_REQUIRE_SIGNED_ACTION``)."""
     tx = Tx.of(db)
     # HTTP headers are ASCII (bytes beyond it reach here as latin-1 characters): every check
     # below relies on that, e.g. "²".isdigit() is true but int("²") fails.
@@ -76,14 +97,24 @@ def authenticate(
         return _bearer(tx, header.removeprefix("Bearer ").strip(), wall_now)
     try:
         parsed = parse_authorization(header)
+        names = signed_header_names(parsed.signed_headers)
     except MalformedAuthorization as exc:
         raise InvalidAuthorization(detail=str(exc)) from None
+    if require_action and "x-zc-action" not in names:
+        raise ActionNotSigned(signed=parsed.signed_headers)
     timestamp = (cred.timestamp or "").strip(_OWS)
     if _UNIX_SECONDS.fullmatch(timestamp) is None:
         raise InvalidAuthorization(detail="X-ZC-Timestamp must be Unix seconds (ASCII digits)")
-    if not (cred.content_type.isascii() and cred.host.isascii()):
-        raise InvalidAuthorization(detail="the signed headers Content-Type and Host must be ASCII")
-    if abs(int(timestamp) - wall_now) > window:
+    if names is SDK_NAMES:
+        if not (cred.content_type.isascii() and cred.host.isascii()):
+            raise InvalidAuthorization(
+                detail="the signed headers Content-Type and Host must be ASCII"
+            )
+        signed = None
+    else:
+        signed = _signed_values(cred, names)
+    signed_at = int(timestamp)
+    if abs(signed_at - wall_now) > window:
         raise SignatureExpired(window=window)
     key_id = parsed.access_key_id
     if keys is None:
@@ -94,10 +125,29 @@ def authenticate(
         key = keys[key_id] = tx.first(_KEY, {"key_id": key_id})
     if key is None:
         raise InvalidAuthorization(detail="the access key is unknown or revoked")
-    expected = sign(key.secret, cred.content_type, cred.host, timestamp, cred.body)
+    if signed is None:
+        expected = sign(key.secret, cred.content_type, cred.host, timestamp, cred.body)
+    else:
+        expected = sign_headers(key.secret, signed, timestamp, cred.body)
     if not signature_matches(expected, parsed.signature):
         raise SignatureFailure()
-    return Caller(str(key.tenant_id), key.clock_mode, key.clock_offset)
+    return Caller(str(key.tenant_id), key.clock_mode, key.clock_offset, expected, signed_at)
+
+
+def _signed_values(cred: Credentials, names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(name, value as received) for each name of SignedHeaders; a 401 when one is absent or
+    not ASCII."""
+    signed = []
+    for name in names:
+        raw = cred.headers.get(name.encode())
+        if raw is None:
+            raise InvalidAuthorization(
+                detail=f"SignedHeaders names `{name}`, which the request does not carry"
+            )
+        if not raw.isascii():
+            raise InvalidAuthorization(detail=f"the signed header `{name}` must be ASCII")
+        signed.append((name, raw.decode("ascii")))
+    return signed
 
 
 def _bearer(tx: Tx, token: str, wall_now: int) -> Caller:

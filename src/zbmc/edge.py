@@ -244,6 +244,7 @@ class Edge:
                 content_type=_text(headers.get(b"content-type")) or "",
                 host=_text(headers.get(b"host")) or "",
                 body=body,
+                headers=headers,
             ),
         )
         started = time.perf_counter()

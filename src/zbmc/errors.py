@@ -77,6 +77,24 @@ class SignatureExpired(ApiError):
     template = "The request timestamp is outside the allowed window of {window} seconds."
 
 
+class ActionNotSigned(ApiError):
+    # ZBMC_REQUIRE_SIGNED_ACTION (docs/security.md); zbmc's own code, no source names one
+    code, status = "AUTHFAILURE_ACTION_NOT_SIGNED", 401
+    template = (
+        "This server requires X-ZC-Action to be signed: list x-zc-action in SignedHeaders "
+        "(got `{signed}`)."
+    )
+
+
+class SignatureReplayed(ApiError):
+    # The replay policy (docs/security.md); zbmc's own code, no source names one
+    code, status = "AUTHFAILURE_SIGNATURE_REPLAYED", 401
+    template = (
+        "This signed {action} request was already applied; a write is applied once per "
+        "signature. Sign the request again (a new X-ZC-Timestamp) to repeat it."
+    )
+
+
 # --- resources ---------------------------------------------------------------------------------
 
 

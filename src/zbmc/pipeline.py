@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from zbmc.auth import Credentials, KeyMemo, authenticate
+from zbmc import replay
+from zbmc.auth import Caller, Credentials, KeyMemo, authenticate
 from zbmc.clock import Clock
 from zbmc.context import Context
 from zbmc.db.direct import DirectDb, Tx
@@ -189,18 +190,22 @@ class Pipeline:
         self.direct = DirectDb(engine, checkpointer, turns)
         self.group_commit = settings.group_commit
         self._sqlite = engine.dialect.name == "sqlite"
+        self.replay_guard = settings.replay_guard
 
     def close(self) -> None:
         self.direct.close()
 
-    def _context(
-        self, tx: Tx, conn: Connection | None, call: Call, version: str, keys: KeyMemo | None
-    ) -> Context:
-        """Who calls (or a 401) and the billing time, inside the request's transaction."""
-        window = self.settings.signature_window_seconds
-        caller = authenticate(tx, call.credentials, self.clock.wall(), window, keys)
-        now = self.clock.at(caller.clock_mode, caller.clock_offset)
-        return Context(tx, caller.tenant_id, now, version, self.settings, conn)
+    def _caller(self, tx: Tx, call: Call, keys: KeyMemo | None) -> Caller:
+        """Who calls (or a 401), inside the request's transaction."""
+        settings = self.settings
+        return authenticate(
+            tx,
+            call.credentials,
+            self.clock.wall(),
+            settings.signature_window_seconds,
+            keys,
+            settings.require_signed_action,
+        )
 
     def _prepare(self, call: Call) -> _Prepared:
         version = call.version or DEFAULT_VERSION
@@ -219,9 +224,14 @@ class Pipeline:
         """Authenticate and run the handler in the open transaction; the success outcome."""
         tenant_id: str | None = None
         try:
-            ctx = self._context(tx, conn, p.call, p.version, keys)
-            tenant_id = ctx.tenant_id
+            caller = self._caller(tx, p.call, keys)
+            tenant_id = caller.tenant_id
+            now = self.clock.at(caller.clock_mode, caller.clock_offset)
+            ctx = Context(tx, tenant_id, now, p.version, self.settings, conn)
             response = p.spec.handler(ctx, p.request)
+            if p.spec.write and caller.signature is not None and self.replay_guard:
+                # After the handler: only an applied write burns its signature (zbmc.replay).
+                replay.remember(tx, caller.signature, caller.signed_at, p.spec.name)
         except ApiError as error:
             raise _Failed(error, tenant_id) from None
         request_id = p.call.request_id

@@ -18,7 +18,18 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1024 * 1024
+    # Slow clients (zbmc.connections, docs/security.md): a request must arrive within this
+    # long; each API process keeps at most this many connections; idle keep-alive connections
+    # are closed after this long
+    request_read_timeout_seconds: float = 10.0
+    max_connections: int = 1000
+    keep_alive_seconds: int = 5
     signature_window_seconds: int = 300
+    # HMAC requests must list x-zc-action in SignedHeaders (the official SDKs do not: opt-in)
+    require_signed_action: bool = False
+    # A signed write is applied once per signature (zbmc.replay); off only for test rigs that
+    # send identical writes within one second on purpose
+    replay_guard: bool = True
     clock: str = "system"  # "system" or "simulated"
     worker_interval_seconds: float = 1.0
     driver: str = "noop"
@@ -93,7 +104,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     for name in ("TLS_CERT", "TLS_KEY"):
         path = _get(env, name)
         values[name.lower()] = Path(path) if path else None
-    for name in ("RUN_WORKER", "GROUP_COMMIT", "TLS_DEV"):
+    for name in ("RUN_WORKER", "GROUP_COMMIT", "TLS_DEV", "REQUIRE_SIGNED_ACTION", "REPLAY_GUARD"):
         flag = _get(env, name)
         if flag is not None:
             if flag.lower() not in ("0", "1", "true", "false", "yes", "no"):
@@ -102,6 +113,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     for name, kind in (
         ("PORT", int),
         ("MAX_BODY_BYTES", int),
+        ("REQUEST_READ_TIMEOUT_SECONDS", float),
+        ("MAX_CONNECTIONS", int),
+        ("KEEP_ALIVE_SECONDS", int),
         ("SIGNATURE_WINDOW_SECONDS", int),
         ("WORKER_INTERVAL_SECONDS", float),
         ("DRIVER_DELAY_SECONDS", float),
@@ -117,6 +131,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             except ValueError as exc:
                 raise ValueError(f"ZBMC_{name} must be a number, got {raw!r}") from exc
     settings = base.with_overrides(**values)
+    if not 0 < settings.request_read_timeout_seconds <= 3600:
+        raise ValueError("ZBMC_REQUEST_READ_TIMEOUT_SECONDS must be more than 0 and at most 3600")
+    if not 1 <= settings.max_connections <= 1_000_000:
+        raise ValueError("ZBMC_MAX_CONNECTIONS must be between 1 and 1000000")
+    if not 1 <= settings.keep_alive_seconds <= 3600:
+        raise ValueError("ZBMC_KEEP_ALIVE_SECONDS must be between 1 and 3600")
     if not 0 <= settings.group_commit_wait_seconds <= 0.1:
         raise ValueError("ZBMC_GROUP_COMMIT_WAIT_SECONDS must be between 0 and 0.1")
     if (settings.tls_cert is None) != (settings.tls_key is None):

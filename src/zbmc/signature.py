@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from collections.abc import Sequence
 from typing import NamedTuple
 
 ALGORITHM = "ZC2-HMAC-SHA256"
-SIGNED_HEADERS = "content-type;host"
+SIGNED_HEADERS = "content-type;host"  # what the official SDKs sign
+SDK_NAMES = ("content-type", "host")
+# A client may sign more headers (e.g. ``content-type;host;x-zc-action;x-zc-version``): names
+# lower-case, sorted, no repeats, content-type and host among them.
+MAX_SIGNED_HEADERS = 20
+_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+")  # an HTTP token, lower-case
 
 
 class HmacAuthorization(NamedTuple):
@@ -42,9 +49,25 @@ def parse_authorization(value: str) -> HmacAuthorization:
         raise MalformedAuthorization(
             "the Authorization header has an empty Credential or Signature"
         )
-    if auth.signed_headers != SIGNED_HEADERS:
-        raise MalformedAuthorization(f"SignedHeaders must be {SIGNED_HEADERS}")
+    signed_header_names(auth.signed_headers)
     return auth
+
+
+def signed_header_names(signed_headers: str) -> tuple[str, ...]:
+    """The header names of a SignedHeaders value, checked; MalformedAuthorization otherwise."""
+    if signed_headers == SIGNED_HEADERS:
+        return SDK_NAMES
+    names = signed_headers.split(";")
+    if len(names) > MAX_SIGNED_HEADERS or not all(_NAME.fullmatch(name) for name in names):
+        raise MalformedAuthorization(
+            f"SignedHeaders must be at most {MAX_SIGNED_HEADERS} lower-case header names "
+            "separated by ';'"
+        )
+    if names != sorted(set(names)):
+        raise MalformedAuthorization("SignedHeaders must be sorted, without repeats")
+    if "content-type" not in names or "host" not in names:
+        raise MalformedAuthorization("SignedHeaders must include content-type and host")
+    return tuple(names)
 
 
 def string_to_sign(content_type: str, host: str, timestamp: str, body: bytes) -> str:
@@ -62,8 +85,35 @@ def string_to_sign(content_type: str, host: str, timestamp: str, body: bytes) ->
     return f"{ALGORITHM}\n{timestamp}\n{digest}"
 
 
+def string_to_sign_headers(headers: Sequence[tuple[str, str]], timestamp: str, body: bytes) -> str:
+    """The spec's algorithm over any list of signed headers (name, value as sent), in the
+    order of SignedHeaders; ``string_to_sign`` is its case for ``content-type;host``."""
+    canonical_request = "\n".join(
+        (
+            "POST",
+            "/",
+            "",
+            "".join(f"{name}:{value}\n" for name, value in headers),
+            ";".join(name for name, _ in headers),
+            hashlib.sha256(body).hexdigest(),
+        )
+    )
+    digest = hashlib.sha256(canonical_request.encode()).hexdigest()
+    return f"{ALGORITHM}\n{timestamp}\n{digest}"
+
+
 def sign(secret: str, content_type: str, host: str, timestamp: str, body: bytes) -> str:
-    message = string_to_sign(content_type, host, timestamp, body)
+    """The signature the official SDKs send (SignedHeaders ``content-type;host``)."""
+    return hmac_hex(secret, string_to_sign(content_type, host, timestamp, body))
+
+
+def sign_headers(
+    secret: str, headers: Sequence[tuple[str, str]], timestamp: str, body: bytes
+) -> str:
+    return hmac_hex(secret, string_to_sign_headers(headers, timestamp, body))
+
+
+def hmac_hex(secret: str, message: str) -> str:
     # hmac.digest: the one-shot form, computed in OpenSSL without hmac.HMAC's Python layer
     return hmac.digest(secret.encode(), message.encode(), "sha256").hex()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
-from zbmc import hosts
+from zbmc import hosts, replay
 from zbmc.billing import metering, renewals, terminations
 from zbmc.billing import orders as order_states
 from zbmc.billing.changes import CHANGES, Change
@@ -46,6 +47,7 @@ log = logging.getLogger("zbmc.worker")
 BATCH = 2000  # due orders or ended periods per tick
 METER_BATCH = 200  # instances metered per tick (each may owe many hours)
 MAX_BACKOFF_SECONDS = 3600
+PRUNE_INTERVAL_SECONDS = 60.0
 
 
 @dataclass
@@ -147,6 +149,7 @@ class Worker:
         turns: WriteTurns | None = None,
         host_driver: HostDriver | None = None,
         release_after: int = 86400,
+        signature_window: int = 300,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -157,8 +160,12 @@ class Worker:
         self._more = False  # the last tick said more was due
         agents = driver.name == "agent"
         self._any_due, self._due = (_ANY_DUE_AGENTS, _DUE_AGENTS) if agents else (_ANY_DUE, _DUE)
+        self.signature_window = signature_window
+        self._next_prune = 0.0  # monotonic time of the next pruning of seen signatures
 
     def tick(self) -> TickReport:
+        if time.monotonic() >= self._next_prune:
+            self.prune_signatures()
         more, self._more = self._more, False
         # Look first without taking the write lock (SQLite's is database-wide): an idle tick
         # must not make API requests wait. Right after a tick that said ``more`` there is no
@@ -188,6 +195,14 @@ class Worker:
             report.hosts_done += len(leased) - retried
         self._more = report.more
         return report
+
+    def prune_signatures(self) -> int:
+        """Forget the replay guard's signatures that left the window (zbmc.replay); once a
+        minute, in a transaction of its own (a range at the start of the table's key)."""
+        self._next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
+        announced = self.turns.first() if self.turns is not None else nullcontext()
+        with announced, unit_of_work(self.engine) as conn:
+            return replay.prune(conn, self.clock.wall(), self.signature_window)
 
     def _anything_due(self, conn: Connection, now: int) -> bool:
         return (

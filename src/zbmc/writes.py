@@ -24,6 +24,8 @@ from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # uvicorn[standard]
 
+from zbmc.connections import ConnectionGuard
+
 
 class Hold:
     """The writes of this thread's event loop between ``start`` and ``release``."""
@@ -130,9 +132,30 @@ class HeldTransport(asyncio.Transport):
 
 
 class HoldingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools HTTP/1.1 protocol, writing through a ``HeldTransport``."""
+    """uvicorn's httptools HTTP/1.1 protocol, writing through a ``HeldTransport``, with the
+    slow-client limits of ``zbmc.connections`` (a deadline for reading each request, a cap
+    on open connections that evicts the longest-waiting idle or unfinished one)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports implement the interface without deriving from it)
         real = cast(asyncio.Transport, transport)
         super().connection_made(HeldTransport(real, hold()))
+        self.guard = ConnectionGuard(self.transport, self.loop)
+        if not self.guard.admit():
+            self.transport.abort()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.guard.reading()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.guard.read()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self.guard.idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.lost()
+        super().connection_lost(exc)

@@ -108,6 +108,27 @@ def main() -> None:
     help="Serve HTTPS with a certificate from a local development CA kept under "
     "DATA_DIR/tls (created on first use; env ZBMC_TLS_DEV=1). Prints how to trust it.",
 )
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0, min_open=True, max=3600),
+    default=None,
+    help="Seconds a request (headers and body) may take to arrive; slower connections are "
+    "closed (env ZBMC_REQUEST_READ_TIMEOUT_SECONDS, default 10).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1, max=1_000_000),
+    default=None,
+    help="Open connections per API process; beyond it the longest-waiting idle or unfinished "
+    "one is closed (env ZBMC_MAX_CONNECTIONS, default 1000).",
+)
+@click.option(
+    "--keep-alive",
+    type=click.IntRange(min=1, max=3600),
+    default=None,
+    help="Seconds an idle keep-alive connection stays open (env ZBMC_KEEP_ALIVE_SECONDS, "
+    "default 5).",
+)
 def serve(
     data_dir: Path | None,
     host: str | None,
@@ -120,6 +141,9 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_dev: bool,
+    request_timeout: float | None,
+    max_connections: int | None,
+    keep_alive: int | None,
 ) -> None:
     """Serve the API on POST /api/v2/bmc (with a background worker unless --no-worker)."""
     import uvicorn
@@ -127,7 +151,15 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     settings = settings_from(
-        data_dir, host=host, port=port, log_level=log_level, tls_cert=tls_cert, tls_key=tls_key
+        data_dir,
+        host=host,
+        port=port,
+        log_level=log_level,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        request_read_timeout_seconds=request_timeout,
+        max_connections=max_connections,
+        keep_alive_seconds=keep_alive,
     )
     if no_worker:
         settings = settings.with_overrides(run_worker=False)
@@ -154,6 +186,9 @@ def serve(
         ZBMC_PORT=str(settings.port),
         ZBMC_LOG_LEVEL=settings.log_level,
         ZBMC_RUN_WORKER="1" if settings.run_worker else "0",
+        ZBMC_REQUEST_READ_TIMEOUT_SECONDS=str(settings.request_read_timeout_seconds),
+        ZBMC_MAX_CONNECTIONS=str(settings.max_connections),
+        ZBMC_KEEP_ALIVE_SECONDS=str(settings.keep_alive_seconds),
     )
     with _metrics_dir(processes):
         uvicorn.run(
@@ -168,6 +203,10 @@ def serve(
             server_header=False,  # no `server: uvicorn` on every response
             http=HoldingHttpToolsProtocol,  # a batch's responses leave back to back (zbmc.writes)
             timeout_graceful_shutdown=30,
+            # Slow clients: uvicorn closes idle keep-alive connections; the protocol adds a
+            # deadline for reading a request and a connection cap (zbmc.connections).
+            timeout_keep_alive=settings.keep_alive_seconds,
+            backlog=2048,
             ssl_certfile=None if tls is None else str(tls[0]),
             ssl_keyfile=None if tls is None else str(tls[1]),
         )

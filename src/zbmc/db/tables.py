@@ -325,3 +325,15 @@ network_attachments = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_network_attachments_host", "host", "interface", unique=True),
 )
+
+# Signatures of applied write requests, until their timestamp leaves the signature window
+# (zbmc.replay, docs/security.md). Two integers: the timestamp leads the key, so inserts land
+# near the B-tree's right edge and the worker prunes a range at its left edge; the second is
+# 64 bits of the signature and the action, small so that a second's rows share few pages.
+seen_signatures = Table(
+    "seen_signatures",
+    metadata,
+    Column("signed_at", BigInteger, primary_key=True),  # X-ZC-Timestamp, Unix seconds
+    Column("digest", BigInteger, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
+)

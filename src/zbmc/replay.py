@@ -1,0 +1,72 @@
+"""The replay guard: a signed write request is applied once (docs/security.md).
+
+An HMAC signature stays valid for the whole signature window (±300 s), so a captured request
+could be sent again. The guard records the signature of every applied write, together with its
+action (a 64-bit digest of both, ``digest``), in the request's own transaction: one
+``INSERT ... ON CONFLICT DO NOTHING`` after the handler succeeded. Inserting nothing means the
+same signed request was applied before (by this process or another: the table is in the shared
+database), and the request fails with ``SignatureReplayed``; its transaction rolls back. A
+request that fails or rolls back records nothing, so only what was applied burns its signature.
+
+The official SDKs sign every call afresh: a call retried after REQUEST_LIMIT_EXCEEDED is signed
+again (the same signature only within the same second, and the refused attempt recorded
+nothing). Only two identical calls of the same action within one second share a signature, and
+they cannot be told from a replay: the second is refused.
+
+Rows whose timestamp left the window can never match an accepted request again; the worker
+deletes them (``prune``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from typing import Any
+
+from sqlalchemy import bindparam, delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from zbmc.db.direct import Statement, Tx
+from zbmc.db.tables import seen_signatures
+from zbmc.errors import SignatureReplayed
+
+_VALUES: dict[str, Any] = {"signed_at": bindparam("signed_at"), "digest": bindparam("digest")}
+# ON CONFLICT is the same SQL on both databases; each dialect's construct compiles it.
+_REMEMBER = {
+    "sqlite": Statement(sqlite.insert(seen_signatures).values(_VALUES).on_conflict_do_nothing()),
+    "postgresql": Statement(
+        postgresql.insert(seen_signatures).values(_VALUES).on_conflict_do_nothing()
+    ),
+}
+# Clocks of the processes sharing a database may differ a little.
+MARGIN_SECONDS = 60
+
+
+@functools.cache
+def _action_bits(action: str) -> int:
+    return int.from_bytes(hashlib.sha256(action.encode()).digest()[:8], "big", signed=True)
+
+
+def digest(signature: str, action: str) -> int:
+    """64 bits standing for (signature, action): the signature's first 64 bits (an HMAC's
+    bits are uniform) mixed with the action's. Two different requests share a digest with a
+    chance of about 2^-64 per pair within the same second: a refused request, never a
+    replay let through."""
+    return int.from_bytes(bytes.fromhex(signature[:16]), "big", signed=True) ^ _action_bits(action)
+
+
+def remember(tx: Tx, signature: str, signed_at: int, action: str) -> None:
+    """Record an applied write; ``SignatureReplayed`` if it was recorded before."""
+    inserted = tx.run(
+        _REMEMBER[tx.dialect.name], {"signed_at": signed_at, "digest": digest(signature, action)}
+    )
+    if inserted != 1:
+        raise SignatureReplayed(action=action)
+
+
+def prune(conn: Connection, wall_now: int, window: int) -> int:
+    """Delete the signatures no request can carry any more; returns how many."""
+    horizon = wall_now - window - MARGIN_SECONDS
+    result = conn.execute(delete(seen_signatures).where(seen_signatures.c.signed_at < horizon))
+    return int(result.rowcount)

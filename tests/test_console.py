@@ -24,7 +24,7 @@ import requests
 from tests.conftest import StackFactory
 from tests.harness import V2026, Stack, Tenant
 from tests.test_bandwidth import call
-from zbmc.clock import parse_iso
+from zbmc.clock import iso, parse_iso
 
 TOKEN = "console-admin-token"
 CHROMIUM = os.environ.get("ZBMC_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -235,6 +235,11 @@ def _check_account(page: Any, tenant: Tenant, shots: Path) -> None:
     assert f"{newest['periodStart']} → {newest['periodEnd']}" in first_row
     order_rows = page.locator("[data-testid=orders] tbody tr")
     assert order_rows.count() == len(tenant.orders())
+    orders_text = page.locator("[data-testid=orders]").inner_text()
+    assert "BANDWIDTH 100 Mbps → 150 Mbps" in orders_text
+    created = next(o for o in tenant.orders() if o["kind"] == "CREATE")
+    period = f"{iso(int(created['fromValue']))} → {iso(int(created['toValue']))}"
+    assert f"CREATE {period}" in orders_text
     page.screenshot(path=str(shots / "account.png"), full_page=True)
 
 

@@ -268,7 +268,10 @@ def _announce_demo(runtime: Runtime, https: bool) -> None:
         f"  access key id:       {key.access_key_id}\n"
         f"  access key password: {key.access_key_password}\n"
         "  prices are ILLUSTRATIVE; the billing clock is simulated "
-        "(`zbmc admin clock advance 31d` moves it)\n\n"
+        "(`zbmc admin clock advance 31d` moves it)\n"
+        f"  web console:         {'https' if https else 'http'}://"
+        f"{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:"
+        f"{settings.port}/console (sign in with the key above)\n\n"
         "Try it with the official SDK (pip install zenlayercloud-sdk-python):\n\n"
         + snippet(key, settings.host, settings.port, https)
         + "\n"

@@ -497,11 +497,21 @@ async function instancePage(id) {
     ordersTable(orders.dataSet, "instance-orders"));
 }
 
+// Bandwidth orders carry Mbps, package orders GB; period orders (CREATE, RENEW...) carry the
+// period's bounds as Unix seconds.
+function orderValue(order, value) {
+  if (value === null || value === undefined) return "—";
+  if (order.kind === "BANDWIDTH") return `${value} Mbps`;
+  if (order.kind === "TRAFFIC_PACKAGE") return `${(Number(value) / 1000).toFixed(2)} TB`;
+  const seconds = Number(value);
+  return seconds > 1e9 ? new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z") : String(value);
+}
+
 function ordersTable(rows, testid) {
   return table([
     ["Order", (o) => h("code", {}, o.orderNumber)],
     ["Instance", (o) => o.instanceId ? h("a", { href: `#/instance/${o.instanceId}` }, o.instanceId) : "—"],
-    ["Change", (o) => `${o.kind} ${show(o.fromValue)} → ${show(o.toValue)}`],
+    ["Change", (o) => `${o.kind} ${orderValue(o, o.fromValue)} → ${orderValue(o, o.toValue)}`],
     ["Amount", (o) => money(o.amount), "num"],
     ["State", (o) => h("span", { class: `state-${o.state}` }, o.state)],
     ["Created", (o) => show(o.createdAt)],

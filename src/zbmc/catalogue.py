@@ -16,16 +16,11 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.engine import Connection
 
 from zbmc.db.tables import images, instance_types, offerings, zones
+from zbmc.domain.changes import INTERNET_CHARGE_TYPES
 from zbmc.domain.sizes import is_valid_package_size, tb_to_gb
 from zbmc.store import addresses
 
-INTERNET_CHARGE_TYPES = (
-    "ByBandwidth",
-    "ByTrafficPackage",
-    "ByInstanceBandwidth95",
-    "ByClusterBandwidth95",
-    "ByBandwidthCluster",
-)
+__all__ = ["INTERNET_CHARGE_TYPES", "Catalogue", "CatalogueError", "demo", "load", "read_file"]
 
 
 def _decimal_text(value: Any) -> str:

@@ -10,21 +10,21 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from zbmc import catalogue as catalogue_files
-from zbmc.app import Runtime, build_runtime
 from zbmc.cli.output import emit
-from zbmc.clock import iso
-from zbmc.db.engine import MissingDriver, unit_of_work
+from zbmc.clock import Clock, iso
+from zbmc.db.engine import MissingDriver, create_db_engine, unit_of_work
 from zbmc.db.migrate import current_revision, head_revision, is_at_head, upgrade
-from zbmc.provisioning import InstanceSpec, ProvisioningError, provision
-from zbmc.settings import load_settings
+from zbmc.domain.changes import INTERNET_CHARGE_TYPES
+from zbmc.settings import Settings, load_settings
 from zbmc.store import accounts
 from zbmc.store import traffic as traffic_store
 from zbmc.tenancy import (
@@ -58,6 +58,17 @@ class Amount(click.ParamType):  # type: ignore[type-arg]
 AMOUNT = Amount()
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """What admin commands work with: the database and the billing clock. Deliberately not
+    ``zbmc.app.Runtime``: importing the server (Starlette, metrics, the worker) would double the
+    start-up time of every command (docs/performance.md, "Admin command start-up")."""
+
+    settings: Settings
+    engine: Engine
+    clock: Clock
+
+
 def _runtime(ctx: click.Context) -> Runtime:
     runtime = ctx.obj
     assert isinstance(runtime, Runtime)
@@ -77,7 +88,7 @@ def transaction(
     try:
         with unit_of_work(runtime.engine) as conn:
             yield conn, runtime.clock.now(conn)
-    except (NotFound, ProvisioningError, catalogue_files.CatalogueError, ValueError) as exc:
+    except (NotFound, ValueError) as exc:  # ProvisioningError, CatalogueError, PoolError too
         raise click.ClickException(str(exc)) from None
     except ArithmeticError as exc:  # a number beyond what a column or Decimal holds
         raise click.ClickException(f"a number is out of range ({exc})") from None
@@ -99,7 +110,7 @@ def admin(ctx: click.Context, data_dir: Path | None) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     try:
-        runtime = build_runtime(settings)
+        runtime = Runtime(settings, create_db_engine(settings.effective_database_url), Clock())
     except MissingDriver as exc:
         raise click.ClickException(str(exc)) from None
     ctx.obj = runtime
@@ -154,6 +165,8 @@ def catalogue_load(ctx: click.Context, file: Path | None, demo: bool, as_json: b
     if (file is None) == (not demo):
         raise click.UsageError("give either FILE or --demo")
     with transaction(ctx) as (conn, _now):
+        from zbmc import catalogue as catalogue_files
+
         parsed = catalogue_files.demo() if demo else catalogue_files.read_file(file)  # type: ignore[arg-type]
         emit(catalogue_files.load(conn, parsed), as_json)
 
@@ -161,6 +174,8 @@ def catalogue_load(ctx: click.Context, file: Path | None, demo: bool, as_json: b
 @catalogue.command("example")
 def catalogue_example() -> None:
     """Print the documented example catalogue (the demo one)."""
+    from zbmc import catalogue as catalogue_files
+
     click.echo(catalogue_files.demo_text(), nl=False)
 
 
@@ -308,7 +323,7 @@ def instance() -> None:
 @click.option("--instance-charge-type", type=click.Choice(["PREPAID", "POSTPAID"]), required=True)
 @click.option(
     "--internet-charge-type",
-    type=click.Choice(list(catalogue_files.INTERNET_CHARGE_TYPES)),
+    type=click.Choice(list(INTERNET_CHARGE_TYPES)),
     required=True,
 )
 @click.option("--bandwidth", type=int, required=True, help="Mbps.")
@@ -361,6 +376,8 @@ def instance_create(
         if not (sep and tag_key and tag_value):
             raise click.BadParameter(f"{text!r}: use KEY=VALUE", param_hint="--tag")
         pairs.append((tag_key, tag_value))
+    from zbmc.provisioning import InstanceSpec, provision
+
     spec = InstanceSpec(
         tenant_id=tenant_id,
         zone_id=zone_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from zbmc.cli.admin import json_option, transaction
@@ -79,3 +81,30 @@ def resource_group_list(ctx: click.Context, tenant_id: str, as_json: bool) -> No
     with transaction(ctx) as (conn, _now):
         require_tenant(conn, tenant_id)
         emit(resource_groups.list_groups(conn, tenant_id), as_json)
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["jsonl", "csv"]),
+    default=None,
+    help="Default: from the file name (.csv is CSV, anything else JSON lines).",
+)
+@json_option
+@click.pass_context
+def instance_import(ctx: click.Context, file: Path, file_format: str | None, as_json: bool) -> None:
+    """Import an existing fleet from FILE (JSON lines or CSV; docs/operations.md), all in one
+    transaction: every line is imported or none, and the first bad line is named.
+    JSON: {imported, instanceIds}."""
+    from zbmc import fleet
+
+    csv_format = file_format == "csv" or (file_format is None and file.suffix.lower() == ".csv")
+    text = file.read_text(encoding="utf-8")
+    with transaction(ctx) as (conn, now):
+        ids = fleet.import_fleet(conn, text, csv_format=csv_format, now=now)
+    if as_json:
+        emit({"imported": len(ids), "instanceIds": ids}, as_json)
+    else:
+        click.echo(f"imported {len(ids)} instances")

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import click
 
-from zbmc.app import Runtime
+from zbmc.cli.admin import Runtime
 from zbmc.cli.output import emit
 from zbmc.db.migrate import is_at_head
 from zbmc.snapshots import SnapshotError, Snapshots

@@ -14,6 +14,13 @@ from zbmc.domain.sizes import GB_PER_TB, is_valid_package_size
 RUNNING, STOPPED = "RUNNING", "STOPPED"
 PREPAID, POSTPAID = "PREPAID", "POSTPAID"
 BY_BANDWIDTH, BY_TRAFFIC_PACKAGE = "ByBandwidth", "ByTrafficPackage"
+INTERNET_CHARGE_TYPES = (
+    BY_BANDWIDTH,
+    BY_TRAFFIC_PACKAGE,
+    "ByInstanceBandwidth95",
+    "ByClusterBandwidth95",
+    "ByBandwidthCluster",
+)
 
 # Change statuses exactly as the provider spells them.
 ENABLE, PROCESSING, WAIT_TO_ENABLE = "Enable", "Processing", "WaitToEnable"

@@ -180,8 +180,11 @@ def _fresh(conn: Connection, pool: Any, wanted: int) -> list[str]:
         # an address imported with a fleet may already be recorded: skip it
         known = {
             row.address
+            for start in range(0, len(block), 500)
             for row in conn.execute(
-                select(addresses.c.address).where(addresses.c.address.in_(block))
+                select(addresses.c.address).where(
+                    addresses.c.address.in_(block[start : start + 500])
+                )
             )
         }
         got += [address for address in block if address not in known]

@@ -1,0 +1,82 @@
+"""How long `zbmc admin` commands take from the shell: the whole process, start-up included.
+
+    .venv/bin/python bench/cli_startup.py [--runs 15] [--src OTHER/src]
+
+Runs, alternately, `zbmc admin --help` and `zbmc admin instance create ...` (one instance into a
+fresh SQLite database) as separate processes and prints the median and the quartiles of each.
+``--src`` points at another checkout's ``src`` (put first on PYTHONPATH) to compare it in the
+same run: rows for both trees are measured interleaved, so load changes hit both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def timed(command: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def prepare(env: dict[str, str]) -> str:
+    zbmc = [sys.executable, "-m", "zbmc", "admin"]
+    subprocess.run([*zbmc, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([*zbmc, "catalogue", "load", "--demo"], env=env, check=True, capture_output=True)
+    made = subprocess.run(
+        [*zbmc, "tenant", "create", "--name", "bench", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return str(json.loads(made.stdout)["tenantId"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--src", action="append", default=[], help="another checkout's src")
+    args = parser.parse_args()
+    trees = {"this": None, **{src: src for src in args.src}}
+    work = Path(tempfile.mkdtemp(prefix="zbmc-cli-"))
+    commands: dict[tuple[str, str], list[float]] = {}
+    setups = {}
+    for name, src in trees.items():
+        env = {
+            **os.environ,
+            "ZBMC_DATABASE_URL": f"sqlite:///{work / (str(abs(hash(name))) + '.db')}",
+        }
+        if src is not None:
+            env["PYTHONPATH"] = src
+        setups[name] = (env, prepare(env))
+    for _ in range(args.runs):
+        for name, (env, tenant) in setups.items():
+            zbmc = [sys.executable, "-m", "zbmc", "admin"]
+            create = [
+                *zbmc, "instance", "create", "--tenant", tenant, "--zone", "SEL-A", "--type",
+                "M6C", "--instance-charge-type", "PREPAID", "--internet-charge-type",
+                "ByBandwidth", "--bandwidth", "100", "--json",
+            ]  # fmt: skip
+            for label, command in (
+                ("admin --help", [*zbmc, "--help"]),
+                ("instance create", create),
+            ):
+                commands.setdefault((name, label), []).append(timed(command, env))
+    print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores, {args.runs} runs each")
+    for (name, label), times in commands.items():
+        q = statistics.quantiles(times, n=4)
+        median = statistics.median(times)
+        print(f"{name:>12}  {label:<16} median {median:.3f} s  (q1 {q[0]:.3f}, q3 {q[2]:.3f})")
+
+
+if __name__ == "__main__":
+    main()

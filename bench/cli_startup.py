@@ -3,7 +3,8 @@
     .venv/bin/python bench/cli_startup.py [--runs 15] [--src OTHER/src]
 
 Runs, alternately, `zbmc admin --help` and `zbmc admin instance create ...` (one instance into a
-fresh SQLite database) as separate processes and prints the median and the quartiles of each.
+fresh SQLite database) as separate processes and prints the median wall time and the median CPU
+time (user + system) of each; on a loaded machine the CPU time is the figure to compare.
 ``--src`` points at another checkout's ``src`` (put first on PYTHONPATH) to compare it in the
 same run: rows for both trees are measured interleaved, so load changes hit both alike.
 """
@@ -21,10 +22,15 @@ import time
 from pathlib import Path
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system of the process)."""
     start = time.perf_counter()
-    subprocess.run(command, env=env, check=True, capture_output=True)
-    return time.perf_counter() - start
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{command} failed")
+    return wall, usage.ru_utime + usage.ru_stime
 
 
 def prepare(env: dict[str, str]) -> str:
@@ -48,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     trees = {"this": None, **{src: src for src in args.src}}
     work = Path(tempfile.mkdtemp(prefix="zbmc-cli-"))
-    commands: dict[tuple[str, str], list[float]] = {}
+    commands: dict[tuple[str, str], list[tuple[float, float]]] = {}
     setups = {}
     for name, src in trees.items():
         env = {
@@ -72,10 +78,10 @@ def main() -> None:
             ):
                 commands.setdefault((name, label), []).append(timed(command, env))
     print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores, {args.runs} runs each")
-    for (name, label), times in commands.items():
-        q = statistics.quantiles(times, n=4)
-        median = statistics.median(times)
-        print(f"{name:>12}  {label:<16} median {median:.3f} s  (q1 {q[0]:.3f}, q3 {q[2]:.3f})")
+    for (name, label), runs in commands.items():
+        wall = statistics.median(w for w, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        print(f"{name:>12}  {label:<16} wall median {wall:.3f} s  CPU median {cpu:.3f} s")
 
 
 if __name__ == "__main__":

@@ -160,3 +160,58 @@ def describe_instances(
 
 def constant(request: str, threads: int) -> list[list[str]]:
     return [[request] for _ in range(threads)]
+
+
+# A zone only the CreateInstances rows buy from: stock and addresses for every instance a run can
+# create (a few thousand requests a second, amount up to 10).
+CREATION_CATALOGUE = """
+[[zones]]
+id = "BENCH-A"
+name = "Benchmark A"
+city = "Benchmark"
+area = "Benchmark"
+
+[[offerings]]
+zones = ["BENCH-A"]
+instance_types = ["M6C"]
+internet_charge_types = ["ByBandwidth"]
+default_bandwidth_out = 10
+qty = 100000000
+[offerings.prices]
+instance_month = "300.00"
+instance_hour = "0.50"
+bandwidth_month = "2.00"
+bandwidth_hour = "0.004"
+traffic_tb_month = "10.00"
+traffic_tb_hour = "0.02"
+overage_gb = "0.01"
+
+[[address_pools]]
+id = "bench-public"
+kind = "PUBLIC_IPV4"
+cidr = "100.64.0.0/10"
+zone = "BENCH-A"
+
+[[address_pools]]
+id = "bench-private"
+kind = "PRIVATE_IPV4"
+cidr = "172.16.0.0/12"
+zone = "BENCH-A"
+"""
+
+
+def create_instances(
+    host: str, key: tuple[str, str], amount: int, threads: int, version: str
+) -> list[list[str]]:
+    """The same POSTPAID creation, over and over (each one creates ``amount`` new instances)."""
+    body = {
+        "zoneId": "BENCH-A",
+        "instanceTypeId": "M6C",
+        "instanceChargeType": "POSTPAID",
+        "internetChargeType": "ByBandwidth",
+        "internetMaxBandwidthOut": 50,
+        "imageId": "img-ubuntu-2404",
+        "amount": amount,
+        "instanceName": "bench-[1,6]",
+    }
+    return constant(signed(host, key, "CreateInstances", body, version), threads)

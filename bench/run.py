@@ -214,6 +214,7 @@ class Run:
                         scenario="DescribeInstances pageSize=100",
                         dataset=label(size),
                     )
+                self._creation(server, url, target, label(plan.sizes[-1]))
             finally:
                 server.stop()
             section["worker"] = self._worker(engine, url, tenant["tenantId"])
@@ -265,6 +266,26 @@ class Run:
         )
         self.measurements.append(m)
         print(_row(m), flush=True)
+
+    def _creation(self, server: servers.Server, url: str, target: str, dataset: str) -> None:
+        """CreateInstances (amount 1 and 10), last: the rows it adds must not change the other
+        scenarios' datasets. Its own zone, stock and address pool (room for every instance a
+        run can create) and its own tenant; POSTPAID, so the balance never runs out."""
+        catalogue = self.workdir / "bench-creation.toml"
+        catalogue.write_text(pools.CREATION_CATALOGUE)
+        servers.zbmc(url, "admin", "catalogue", "load", str(catalogue))
+        buyer = servers.zbmc_json(url, "admin", "tenant", "create", "--name", "buyer")
+        key = (buyer["accessKeyId"], buyer["accessKeyPassword"])
+        for amount in (1, 10):
+            self.measure(
+                server,
+                lambda t, amount=amount: pools.create_instances(
+                    server.host, key, amount, t, VERSION
+                ),
+                target=target,
+                scenario=f"CreateInstances amount={amount}",
+                dataset=dataset,
+            )
 
     def _worker(self, engine: Engine, url: str, tenant_id: str) -> dict[str, Any]:
         """Seed due downgrades with no server running, then time one ``zbmc worker --once``."""

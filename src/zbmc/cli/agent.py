@@ -80,7 +80,7 @@ def agent(
     as_json: bool,
 ) -> None:
     """Make this host's kernel enforce the bandwidth of the instances attached to it, and
-    report their traffic (tc HTB + IFB caps, nftables counters)."""
+    report their traffic (tc TBF + IFB caps, nftables counters)."""
     from zbmc.agent.client import AdminClient, ApiError
     from zbmc.agent.counters import Counters
     from zbmc.agent.kernel import Kernel, KernelError

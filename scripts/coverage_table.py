@@ -1,11 +1,12 @@
-"""Generate docs/coverage.md: every action of the official SDK's bmc clients, and whether zbmc
-implements it.
+"""Generate docs/coverage.md: every action of the official SDK's bmc clients and of its zrm
+(resource manager: tags) client, and whether zbmc implements it.
 
     python scripts/coverage_table.py          # rewrite docs/coverage.md
     python scripts/coverage_table.py --check  # exit 1 if docs/coverage.md is out of date
 
 The action lists come from the SDK itself (``zenlayercloud-sdk-python``: every public method of
-``BmcClient`` whose name starts with an upper-case letter) and from ``zbmc.registry``, so the
+``BmcClient`` / ``ZrmClient`` whose name starts with an upper-case letter) and from
+``zbmc.registry``, so the
 table cannot drift from either without ``--check`` (and tests/test_coverage.py) noticing.
 """
 
@@ -16,7 +17,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from zbmc.registry import load_actions
+from zbmc.registry import ZRM_V20251014, load_actions
 from zbmc.wire import V2022, V2026, VERSIONS
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "coverage.md"
@@ -26,7 +27,16 @@ SDK_MODULES = {V2022: "v20221120", V2026: "v20260201"}
 def sdk_actions(version: str) -> set[str]:
     """The action methods of the SDK's BmcClient for one API version."""
     module = importlib.import_module(f"zenlayercloud.bmc.{SDK_MODULES[version]}.bmc_client")
-    client = module.BmcClient
+    return _methods(module.BmcClient)
+
+
+def sdk_zrm_actions() -> set[str]:
+    """The action methods of the SDK's ZrmClient (its only version, 2025-10-14)."""
+    module = importlib.import_module("zenlayercloud.zrm.v20251014.zrm_client")
+    return _methods(module.ZrmClient)
+
+
+def _methods(client: type) -> set[str]:
     return {
         name
         for name in dir(client)
@@ -39,6 +49,10 @@ def zbmc_actions() -> dict[str, tuple[str, ...]]:
     return {
         name: spec.versions for (service, name), spec in load_actions().items() if service == "bmc"
     }
+
+
+def zbmc_zrm_actions() -> set[str]:
+    return {name for service, name in load_actions() if service == "zrm"}
 
 
 def render() -> str:
@@ -67,7 +81,32 @@ def render() -> str:
             f"| {name} | {_mark(name in sdk[V2022])} | {_mark(name in sdk[V2026])} | "
             f"{_mark(done)} | {', '.join(implemented[name]) if done else '-'} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", *render_zrm()]) + "\n"
+
+
+def render_zrm() -> list[str]:
+    sdk = sdk_zrm_actions()
+    implemented = zbmc_zrm_actions()
+    lines = [
+        ZRM_HEADING,
+        "",
+        "The resource manager (`POST /api/v2/zrm`), from the SDK's",
+        "`zenlayercloud.zrm.v20251014` client: the tag actions, for BMC instances.",
+        "",
+        f"- SDK zrm actions: {len(sdk | implemented)}",
+        f"- implemented in zbmc: {len(implemented)}",
+        "",
+        f"| Action | SDK {ZRM_V20251014} | Implemented in zbmc |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {_mark(name in sdk)} | {_mark(name in implemented)} |"
+        for name in sorted(sdk | implemented)
+    ]
+    return lines
+
+
+ZRM_HEADING = "## zrm: tags"
 
 
 def _mark(flag: bool) -> str:

@@ -50,8 +50,26 @@ def test_sdk_action_lists_are_the_clients_methods(generator: ModuleType) -> None
     assert not {name for name in v2022 | v2026 if not name[0].isupper()}
 
 
+def test_every_registered_zrm_action_is_in_the_sdk_client(generator: ModuleType) -> None:
+    registered = {name for service, name in load_actions() if service == "zrm"}
+    assert {"ModifyResourceTags", "DescribeTags", "DescribeResourceTags"} <= registered
+    assert registered <= generator.sdk_zrm_actions()
+    assert {service for service, _ in load_actions()} == {"bmc", "zrm"}
+
+
+def test_zrm_table_lists_every_zrm_action_once(generator: ModuleType) -> None:
+    section = generator.render().split(generator.ZRM_HEADING)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    cells = [[cell.strip() for cell in row.split("|")[1:-1]] for row in rows]
+    registered = {name for service, name in load_actions() if service == "zrm"}
+    assert [c[0] for c in cells] == sorted(generator.sdk_zrm_actions() | registered)
+    for name, in_sdk, done in cells:
+        assert (in_sdk, done) == ("yes", "yes" if name in registered else "no"), name
+
+
 def test_table_lists_every_action_once(generator: ModuleType) -> None:
-    rows = [line for line in generator.render().splitlines() if line.startswith("| ")][1:]
+    bmc = generator.render().split(generator.ZRM_HEADING)[0]
+    rows = [line for line in bmc.splitlines() if line.startswith("| ")][1:]
     names = [row.split("|")[1].strip() for row in rows]
     assert len(names) == len(set(names))
     registered = {name for service, name in load_actions() if service == "bmc"}

@@ -293,7 +293,7 @@ def test_postpaid_create_charges_nothing_now(rich: Tenant, version: str) -> None
     [info] = describe(tenant, created.instanceIdSet)
     assert (info.instanceChargeType, info.period, info.expiredTime) == ("POSTPAID", None, None)
     assert info.autoRenew is False
-    assert info.trafficPackageSize == 0.5  # the default package, never null
+    assert info.trafficPackageSize == 0.0  # a postpaid instance buys no package, never null
     assert tenant.balance() == before
     [order] = tenant.orders()
     assert order["kind"] == "CREATE"

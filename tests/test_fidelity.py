@@ -4,10 +4,16 @@ the choices are recorded in docs/behaviour.md."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from tests.harness import Stack, Tenant, wait_until
+from tests.conftest import StackFactory
+from tests.harness import V2022, V2026, Stack, Tenant, wait_until
 from tests.test_bandwidth import assert_error, call, internet
+from tests.test_billing_cycles import run_worker, simulated
+from tests.test_worker import ingest
+from zbmc.clock import parse_iso
 from zbmc.errors import ApiError, all_error_classes
 
 # --- OPERATION_DENIED_DOWNGRADE_NOT_EXIST: one code, one status ------------------------------
@@ -153,3 +159,63 @@ def test_every_request_is_in_the_access_log_with_its_request_id(
     assert "/api/v2/nosuch ModifyResourceTags 404 INVALID_PATH" in lines[0]
     assert "GET /api/v2/bmc" in lines[3]
     assert "/nowhere" in lines[2]
+
+
+# --- POSTPAID ByTrafficPackage: no package bought, traffic above the free allowance -------------
+
+
+def test_postpaid_traffic_instance_reports_0_and_pays_hours_and_traffic_above_the_free_tb(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    """docs/billing.md: a postpaid ByTrafficPackage instance buys no package; trafficPackageSize
+    reads 0 (never null: Terraform dereferences it, and 0 is what its schema's unset
+    traffic_package_size compares equal to, so an imported instance plans clean). It pays the
+    instance by the hour and every started GB above the offering's free 0.5 TB per cycle."""
+    stack = simulated(make_stack, ZBMC_RUN_WORKER="0")
+    tenant = stack.tenant(balance="100.00")
+    iid = tenant.instance(
+        zone="HKG-A", instance_charge_type="POSTPAID", internet_charge_type="ByTrafficPackage"
+    )
+    no_package = tenant.instance(internet_charge_type="ByTrafficPackage", traffic_package="none")
+    for version in (V2022, V2026):
+        for instance_id in (iid, no_package):
+            key = (tenant.access_key_id, tenant.access_key_password)
+            body = {"instanceIds": [instance_id]}
+            listed = stack.raw(body, action="DescribeInstances", version=version, key=key)
+            (item,) = listed.json()["response"]["dataSet"]
+            assert item["trafficPackageSize"] == 0.0
+            status = internet(tenant, version, instance_id)
+            assert (status.trafficPackageSize, status.modifiedTrafficPackageStatus) == (
+                0.0,
+                "Enable",
+            )
+    created = parse_iso(describe(tenant, V2026, instanceIds=[iid]).dataSet[0].createTime)
+    # 0.7 TB outbound within the first hour: 0.5 TB free, 200 GB at 0.01 per GB
+    samples = [
+        {
+            "sampleId": f"{iid}-{k}",
+            "instanceId": iid,
+            "time": created + 300 * k,
+            "inBytes": 10**9,
+            "outBytes": 7 * 10**10,
+        }
+        for k in range(1, 11)
+    ]
+    ingest(stack, samples, str(tmp_path))
+    stack.admin.run("clock", "advance", "2h")
+    run_worker(stack)
+    mine = [e for e in tenant.ledger() if e["instanceId"] == iid and e["kind"] == "CHARGE"]
+    hours = [Decimal(str(e["amount"])) for e in mine if "postpaid hour" in e["description"]]
+    overage = [e for e in mine if "traffic overage" in e["description"]]
+    assert hours == [Decimal("-0.50")] * 2  # the instance only: no package is bought
+    assert [Decimal(str(e["amount"])) for e in overage] == [Decimal("-2.00")]
+    assert "above the 0.5 TB free allowance" in overage[0]["description"]
+    # A package bought later is reported, and its part above the free 0.5 TB billed by the hour.
+    call(tenant, V2026, "ModifyInstanceTrafficPackage", instanceId=iid, trafficPackageSize=1.5)
+    run_worker(stack)
+    assert describe(tenant, V2026, instanceIds=[iid]).dataSet[0].trafficPackageSize == 1.5
+    stack.admin.run("clock", "advance", "1h")
+    run_worker(stack)
+    last = [e for e in tenant.ledger() if e["instanceId"] == iid][-1]
+    assert "1.5 TB package" in last["description"]
+    assert Decimal(str(last["amount"])) == Decimal("-0.52")  # 0.50 + 1 TB x 0.02

@@ -328,7 +328,7 @@ def test_instance_info_raw_keys(fleet: Fleet, version: str) -> None:
     assert postpaid["period"] is None
     assert postpaid["expiredTime"] is None
     assert postpaid["autoRenew"] is False
-    assert postpaid["trafficPackageSize"] == 0.5
+    assert postpaid["trafficPackageSize"] == 0.0  # a postpaid instance buys no package
     assert postpaid["instanceStatus"] == "STOPPED"
 
     ha = by_name["db-1"]

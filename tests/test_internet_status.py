@@ -38,7 +38,7 @@ def test_every_documented_key_is_present(tenant: Tenant, version: str) -> None:
         ): (50, 1.05, "Enable"),
         tenant.instance(
             name="none", internet_charge_type="ByTrafficPackage", traffic_package="none"
-        ): (100, None, "Enable"),
+        ): (100, 0.0, "Enable"),  # never null for ByTrafficPackage
     }
     for iid, (mbps, package, package_status) in cases.items():
         body = described(tenant, version, iid)
@@ -107,7 +107,7 @@ def test_processing_becomes_enable_only_with_the_new_value(tenant: Tenant, versi
         iid,
         ("trafficPackageSize", "modifiedTrafficPackageSize", "modifiedTrafficPackageStatus"),
     )
-    assert set(seen) <= {(0.5, 4.2, "Processing"), (4.2, None, "Enable")}
+    assert set(seen) <= {(0.0, 4.2, "Processing"), (4.2, None, "Enable")}
     assert seen[-1] == (4.2, None, "Enable")
 
 
@@ -128,12 +128,12 @@ def test_bandwidth_and_package_changes_are_independent(make_stack: Any) -> None:
             "internetMaxBandwidthOut": 100,
             "modifiedInternetMaxBandwidthOut": 300,
             "modifiedBandwidthStatus": "Processing",
-            "trafficPackageSize": 0.5,
+            "trafficPackageSize": 0.0,
             "modifiedTrafficPackageSize": 3.0,
             "modifiedTrafficPackageStatus": "Processing",
         }
         (info,) = call(tenant, version, "DescribeInstances", instanceIds=[iid]).dataSet
-        assert (info.bandwidthOutMbps, info.trafficPackageSize) == (100, 0.5)
+        assert (info.bandwidthOutMbps, info.trafficPackageSize) == (100, 0.0)
 
 
 def test_waiting_downgrade_shows_current_and_pending(tenant: Tenant, version: str) -> None:

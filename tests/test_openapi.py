@@ -37,6 +37,8 @@ from zbmc.registry import load_actions
 from zbmc.signature import sign
 
 ACTIONS = sorted(name for (service, name) in load_actions() if service == "bmc")
+# Every service's actions, by their path (the zrm tag actions too).
+PATHS = {f"/api/v2/{service}/{name}": name for (service, name) in load_actions()}
 EXAMPLES = int(os.environ.get("ZBMC_SCHEMATHESIS_EXAMPLES", "15"))
 # CI replays the same cases on every run; a search for new failures sets this to 1.
 RANDOM = os.environ.get("ZBMC_SCHEMATHESIS_RANDOM") == "1"
@@ -50,7 +52,9 @@ def test_document_is_valid_openapi_31_and_lists_every_action() -> None:
     validate_spec(document)  # raises on an invalid document
     assert document["openapi"] == "3.1.0"
     operations = {path: item["post"]["operationId"] for path, item in document["paths"].items()}
-    assert operations == {f"/api/v2/bmc/{name}": name for name in ACTIONS}
+    assert operations == PATHS
+    assert {f"/api/v2/bmc/{name}" for name in ACTIONS} < set(PATHS)
+    assert "/api/v2/zrm/ModifyResourceTags" in PATHS
     assert set(document["components"]["securitySchemes"]) == {"ZC2-HMAC-SHA256", "Bearer"}
 
 
@@ -103,7 +107,7 @@ def test_served_document_matches_the_registry(stack: Stack) -> None:
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), result
         labels.add(result.ok().label)
-    assert labels == {f"POST /api/v2/bmc/{name}" for name in ACTIONS}
+    assert labels == {f"POST {path}" for path in PATHS}
 
 
 # --- the action path extension -----------------------------------------------------------------

@@ -265,7 +265,8 @@ class ChangeMachine(RuleBasedStateMachine):
         for shape, mbps in zip(shapes, bandwidths, strict=True):
             instance_id = self.tenant.instance(bandwidth=mbps, **shape)
             by_package = shape["internet_charge_type"] == "ByTrafficPackage"
-            package = {"1": 1000, "none": None}.get(shape.get("traffic_package", ""), DEFAULT_GB)
+            default = DEFAULT_GB if shape["instance_charge_type"] == "PREPAID" else 0
+            package = {"1": 1000, "none": None}.get(shape.get("traffic_package", ""), default)
             self.instances.append(
                 Instance(
                     instance_id=instance_id,
@@ -313,7 +314,7 @@ class ChangeMachine(RuleBasedStateMachine):
         if size < 0 or size % Decimal("0.05") != 0:
             raise Failure("INVALID_PARAMETER_TRAFFIC_PACKAGE_ERROR")
         target = int(size * 1000)
-        if target < DEFAULT_GB:
+        if inst.prepaid and target < DEFAULT_GB:  # postpaid instances may buy no package
             raise Failure("INVALID_PARAMETER_TRAFFIC_PACKAGE_LESS")
         if target > MAX_GB:
             raise Failure("INVALID_PARAMETER_TRAFFIC_PACKAGE_EXCEED")
@@ -643,7 +644,9 @@ class ChangeMachine(RuleBasedStateMachine):
             assert status.modifiedBandwidthStatus == inst.bw_status, inst
             assert status.modifiedInternetMaxBandwidthOut == inst.bw_pending, inst
             assert status.modifiedTrafficPackageStatus == inst.tp_status, inst
-            assert tb(status.trafficPackageSize) == tb_of_gb(inst.package_gb), inst
+            # never null for ByTrafficPackage: an instance without a package reads 0
+            shown_gb = (inst.package_gb or 0) if inst.by_package else None
+            assert tb(status.trafficPackageSize) == tb_of_gb(shown_gb), inst
             assert tb(status.modifiedTrafficPackageSize) == tb_of_gb(inst.tp_pending), inst
         self.check_periods(snap)
 

@@ -158,8 +158,8 @@ def test_a_change_in_processing_blocks_the_next(make_stack: Any) -> None:
     for version in (V2022, V2026):
         iid = by_package(tenant, instance_charge_type="POSTPAID")
         number = modify(tenant, version, iid, 2).orderNumber
-        assert package_state(tenant, version, iid) == (0.5, 2.0, "Processing")
-        assert instance_info(tenant, version, iid).trafficPackageSize == 0.5
+        assert package_state(tenant, version, iid) == (0.0, 2.0, "Processing")
+        assert instance_info(tenant, version, iid).trafficPackageSize == 0.0
         for size in (3, 0.5):
             assert_error(
                 tenant,
@@ -227,17 +227,19 @@ def test_postpaid_changes_are_immediate_and_free(
 ) -> None:
     iid = by_package(tenant, instance_charge_type="POSTPAID", status="STOPPED")
     numbers = set()
-    for size in (1.05, 0.55, 100, 0.5, 2.35):
+    # a postpaid instance starts without a package and may go back to none (0.25: below the free
+    # 0.5 TB, which only prepaid packages must reach)
+    for size in (1.05, 0.55, 100, 0.5, 0.25, 0, 2.35):
         number = modify(tenant, version, iid, size).orderNumber
         numbers.add(number)
         assert money(order(stack, number)["amount"]) == Decimal("0.00")
         wait_order_state(stack, number, "ENABLED")
         wait_enabled(tenant, version, iid)
         assert package_state(tenant, version, iid) == (size, None, "Enable")
-    assert len(numbers) == 5
+    assert len(numbers) == 7
     next_second()  # the same signed request again would be a replay
     assert modify(tenant, version, iid, 2.35).orderNumber is None  # same value (spec Q-N7)
-    assert len(tenant.orders()) == 5
+    assert len(tenant.orders()) == 7
     assert tenant.balance() == Decimal("1000.00")
 
 

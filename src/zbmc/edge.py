@@ -27,6 +27,7 @@ from zbmc.errors import (
     RequestLimitExceeded,
 )
 from zbmc.pipeline import Call, Outcome, Pipeline, error_outcome, new_request_id
+from zbmc.registry import SERVICES
 from zbmc.writes import hold
 
 Scope = MutableMapping[str, Any]
@@ -213,7 +214,7 @@ class Edge:
         # zbmc extension: /api/v2/bmc/{Action} names the action like X-ZC-Action (one path per
         # action is what the OpenAPI document can describe).
         service, slash, path_action = scope["path"][len(API_PREFIX) :].partition("/")
-        if service not in ("bmc",) or "/" in path_action or (slash and not path_action):
+        if service not in SERVICES or "/" in path_action or (slash and not path_action):
             await send_error(send, PathNotFound(path=scope["path"]), scope, arrived)
             return
         if scope["method"] != "POST":

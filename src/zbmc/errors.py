@@ -208,6 +208,24 @@ class NoTrafficPackage(ApiError):
     template = "Instance `{instance_id}` does not have a traffic package."
 
 
+# --- resource manager (zrm): tags -----------------------------------------------------------------
+
+
+class TagResourceNotFound(ApiError):
+    code, status = "INVALID_RESOURCE_NOT_FOUND", 404
+    template = "Resource `{resource_id}` not found."
+
+
+class ResourceCanNotBound(ApiError):
+    code, status = "INVALID_RESOURCE_CAN_NOT_BOUND", 404
+    template = "Resource `{resource_id}` already carries tag key `{key}` with another value."
+
+
+class TagNotFound(ApiError):
+    code, status = "INVALID_TAG_NOT_FOUND", 404
+    template = "Tag `{key}`=`{value}` not found."
+
+
 # --- instances and billing ---------------------------------------------------------------------
 
 

@@ -14,7 +14,13 @@ from sqlalchemy.engine import Connection
 from zbmc import errors
 from zbmc.catalogue import INTERNET_CHARGE_TYPES
 from zbmc.db.tables import instance_types, offerings, zones
-from zbmc.domain.changes import BY_BANDWIDTH, BY_TRAFFIC_PACKAGE, POSTPAID, PREPAID
+from zbmc.domain.changes import (
+    BY_BANDWIDTH,
+    BY_TRAFFIC_PACKAGE,
+    POSTPAID,
+    PREPAID,
+    initial_package_gb,
+)
 from zbmc.domain.pricing import (
     CreationQuote,
     PriceList,
@@ -128,8 +134,10 @@ def network(
         raise errors.BandwidthValueExceedMaximum(maximum=row.maximum_bandwidth_out, value=mbps)
     if internet_charge_type != BY_TRAFFIC_PACKAGE:
         return Network(mbps, None)  # spec Q-I9: the size is ignored for other charge types
-    if package_tb is None:
-        return Network(mbps, int(row.default_traffic_package_gb))
+    if package_tb is None:  # PREPAID: the free package; POSTPAID buys none (docs/billing.md)
+        return Network(
+            mbps, initial_package_gb(instance_charge_type, row.default_traffic_package_gb)
+        )
     if instance_charge_type == POSTPAID or not is_valid_package_size(package_tb):
         # spec Q-I9: a POSTPAID package is always the default one
         raise errors.TrafficPackageError(value=package_tb)

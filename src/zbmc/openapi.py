@@ -13,8 +13,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any, get_args
 
 from zbmc.errors import ApiError, MethodNotAllowed, PathNotFound, all_error_classes
-from zbmc.registry import ActionSpec
-from zbmc.wire import DEFAULT_VERSION, VERSIONS, RequiredStr, WireModel
+from zbmc.registry import SERVICES, ActionSpec
+from zbmc.wire import VERSIONS, RequiredStr, WireModel
 
 OPENAPI_VERSION = "3.1.0"
 REQUEST_ID_PATTERN = r"^T[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$"
@@ -31,7 +31,8 @@ Zenlayer Cloud Bare Metal (BMC) API 2.0 as served by zbmc.
 Official SDKs call `POST /api/v2/bmc` and name the action in the `X-ZC-Action` header. zbmc also
 accepts the action as the last path segment (`POST /api/v2/bmc/{Action}`); this document describes
 that form because OpenAPI allows only one operation per path. Both forms are equivalent; when
-both are given they must agree.
+both are given they must agree. The resource manager's tag actions (`zrm`, version 2025-10-14)
+are served the same way at `POST /api/v2/zrm`.
 
 Every response is JSON. Success (HTTP 200): `{"requestId", "response": {"requestId", ...}}`.
 Failure (HTTP 4xx/5xx): `{"requestId", "code", "message"}`.
@@ -198,11 +199,12 @@ def _error_responses() -> dict[str, Any]:
 
 
 def _version_header(spec: ActionSpec) -> dict[str, Any]:
-    if spec.versions == VERSIONS:
+    service = SERVICES[spec.service]
+    if spec.versions == service.versions:
         return {
             "required": False,
-            "description": f"API version; {DEFAULT_VERSION} when absent or empty.",
-            "schema": {"type": "string", "enum": ["", *VERSIONS]},
+            "description": f"API version; {service.default_version} when absent or empty.",
+            "schema": {"type": "string", "enum": ["", *service.versions]},
         }
     return {
         "required": True,

@@ -31,9 +31,9 @@ from zbmc.errors import (
     InvalidVersion,
     MissingParameter,
 )
-from zbmc.registry import ActionSpec, load_actions
+from zbmc.registry import SERVICES, ActionSpec, load_actions
 from zbmc.settings import Settings
-from zbmc.wire import DEFAULT_VERSION, VERSIONS, WireModel
+from zbmc.wire import WireModel
 
 log = logging.getLogger("zbmc.api")
 
@@ -208,8 +208,9 @@ class Pipeline:
         )
 
     def _prepare(self, call: Call) -> _Prepared:
-        version = call.version or DEFAULT_VERSION
-        if version not in VERSIONS:
+        service = SERVICES[call.service]
+        version = call.version or service.default_version
+        if version not in service.versions:
             raise InvalidVersion(version=version)
         if not call.action:
             raise MissingParameter(name="X-ZC-Action")

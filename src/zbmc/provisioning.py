@@ -14,7 +14,7 @@ from zbmc.billing import orders
 from zbmc.billing.renewals import charge_period
 from zbmc.db.tables import instance_types, instances, offerings, tenants
 from zbmc.domain import lifecycle
-from zbmc.domain.changes import BY_TRAFFIC_PACKAGE, ENABLE, PREPAID
+from zbmc.domain.changes import BY_TRAFFIC_PACKAGE, ENABLE, PREPAID, initial_package_gb
 from zbmc.domain.periods import add_months
 from zbmc.domain.sizes import tb_to_gb
 from zbmc.errors import AddressPoolExhausted
@@ -81,13 +81,14 @@ def provision(conn: Connection, spec: InstanceSpec, now: int) -> str:
     if by_package and not spec.no_traffic_package:
         try:
             package_gb = (
-                offer.default_traffic_package_gb
+                initial_package_gb(spec.instance_charge_type, offer.default_traffic_package_gb)
                 if spec.traffic_package_tb is None
                 else tb_to_gb(spec.traffic_package_tb)
             )
         except ValueError as exc:
             raise ProvisioningError(str(exc)) from None
-        if not offer.default_traffic_package_gb <= package_gb <= offer.maximum_traffic_package_gb:
+        floor = initial_package_gb(spec.instance_charge_type, offer.default_traffic_package_gb)
+        if not floor <= package_gb <= offer.maximum_traffic_package_gb:
             raise ProvisioningError("traffic package outside the offering's default..maximum")
     prepaid = spec.instance_charge_type == PREPAID
     instance_id = new_instance_id()

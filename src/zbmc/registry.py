@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from zbmc.wire import VERSIONS, WireModel
+from zbmc.wire import V2022, V2026, VERSIONS, WireModel
 
 if TYPE_CHECKING:
     from zbmc.context import Context
@@ -33,6 +33,22 @@ class ActionSpec:
     versions: tuple[str, ...] = VERSIONS
 
 
+@dataclass(frozen=True)
+class Service:
+    """One ``/api/v2/{name}`` endpoint: its API versions and the one a request without
+    ``X-ZC-Version`` gets."""
+
+    name: str
+    versions: tuple[str, ...]
+    default_version: str
+
+
+ZRM_V20251014 = "2025-10-14"
+SERVICES: dict[str, Service] = {
+    "bmc": Service("bmc", (V2022, V2026), V2022),  # spec Q4: no version means the older API
+    "zrm": Service("zrm", (ZRM_V20251014,), ZRM_V20251014),  # the resource manager (tags)
+}
+
 ACTIONS: dict[tuple[str, str], ActionSpec] = {}
 
 
@@ -44,7 +60,7 @@ def action(
     write: bool,
     direct: bool = False,
     service: str = "bmc",
-    versions: tuple[str, ...] = VERSIONS,
+    versions: tuple[str, ...] | None = None,  # None: every version of the service
 ) -> Callable[[Callable[[Context, Req], Resp]], Callable[[Context, Req], Resp]]:
     def register(handler: Callable[[Context, Req], Resp]) -> Callable[[Context, Req], Resp]:
         key = (service, name)
@@ -59,7 +75,7 @@ def action(
             write,
             (handler.__doc__ or "").strip(),
             direct,
-            versions,
+            SERVICES[service].versions if versions is None else versions,
         )
         return handler
 
@@ -68,6 +84,7 @@ def action(
 
 def load_actions() -> dict[tuple[str, str], ActionSpec]:
     """Import every service module (registering its actions) and return the registry."""
-    import zbmc.services.bmc  # noqa: F401
+    import zbmc.services.bmc
+    import zbmc.services.zrm  # noqa: F401
 
     return ACTIONS

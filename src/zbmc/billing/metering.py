@@ -8,10 +8,11 @@ Rules (docs/billing.md):
   is debited even when the balance goes below zero (arrears; prepaid purchases then fail until a
   top-up).
 * A ByTrafficPackage instance consumes its package with outbound bytes (traffic samples) within
-  package cycles of one calendar month from its billing anchor. Every hour the bytes of the cycle
-  so far are compared with the package; every started GB above it (1 GB = 10^9 bytes) is charged
-  once at the overage price; the count restarts with each cycle. Samples that arrive late are
-  picked up at the next hour of the same cycle.
+  package cycles of one calendar month from its billing anchor; a package below the offering's
+  free allowance (a postpaid instance buys none) still includes the free allowance. Every hour
+  the bytes of the cycle so far are compared with that; every started GB above it (1 GB = 10^9
+  bytes) is charged once at the overage price; the count restarts with each cycle. Samples that
+  arrive late are picked up at the next hour of the same cycle.
 * Each charge is one ledger entry naming the instance, what it pays for and its period; progress
   (``metered_until``, ``overage_billed_gb``, ``traffic_cycle_start``) is written in the same
   transaction, so re-running the worker never charges twice.
@@ -30,7 +31,12 @@ from zbmc.billing import ledger
 from zbmc.billing import orders as order_states
 from zbmc.clock import iso
 from zbmc.db.tables import orders, traffic_samples
-from zbmc.domain.changes import BY_BANDWIDTH, BY_TRAFFIC_PACKAGE, POSTPAID
+from zbmc.domain.changes import (
+    BY_BANDWIDTH,
+    BY_TRAFFIC_PACKAGE,
+    POSTPAID,
+    traffic_allowance_gb,
+)
 from zbmc.domain.lifecycle import RECYCLE
 from zbmc.domain.periods import add_months, months_between_anchor
 from zbmc.domain.pricing import (
@@ -92,7 +98,9 @@ def meter(conn: Connection, row: Row[Any], now: int, until: int | None = None) -
     prices = store.price_list(row)
     bandwidth = _history(conn, row, order_states.BANDWIDTH, row.bandwidth, start)
     package = _history(conn, row, order_states.TRAFFIC_PACKAGE, row.traffic_package_gb, start)
-    traffic = _TrafficCycle.load(conn, row, now) if _has_package(row) else None
+    traffic = (
+        _TrafficCycle.load(conn, row, now, facts.default_package_gb) if _has_package(row) else None
+    )
     entries: list[ledger.Entry] = []
     hour = start
     while hour + HOUR <= until:
@@ -172,9 +180,10 @@ class _TrafficCycle:
     start: int
     billed_gb: int
     samples: list[tuple[int, int]]  # (ts, out_bytes) after the cycle start, by time
+    free_gb: int  # the offering's free allowance
 
     @classmethod
-    def load(cls, conn: Connection, row: Row[Any], now: int) -> _TrafficCycle:
+    def load(cls, conn: Connection, row: Row[Any], now: int, free_gb: int) -> _TrafficCycle:
         anchor = row.billing_anchor if row.billing_anchor is not None else row.create_time
         start = row.traffic_cycle_start if row.traffic_cycle_start is not None else anchor
         samples = conn.execute(
@@ -191,6 +200,7 @@ class _TrafficCycle:
             int(start),
             int(row.overage_billed_gb),
             [(int(t), int(b)) for t, b in samples],
+            free_gb,
         )
 
     def _end(self) -> int:
@@ -212,12 +222,14 @@ class _TrafficCycle:
         self, entries: list[ledger.Entry], row: Row[Any], prices: PriceList, until: int
     ) -> None:
         package_gb = int(row.traffic_package_gb)
-        total = overage_gb(self._used(self.start, until), package_gb)
+        allowance_gb = traffic_allowance_gb(package_gb, self.free_gb)
+        total = overage_gb(self._used(self.start, until), allowance_gb)
         extra = total - self.billed_gb
         if extra <= 0:
             return
         amount = quote(prices, extra * prices.overage_gb)
         self.billed_gb = total
+        what = "package" if package_gb >= allowance_gb else "free allowance"
         if amount.cents == 0:
             return
         entries.append(
@@ -226,7 +238,7 @@ class _TrafficCycle:
                 amount=amount.cents,
                 description=(
                     f"traffic overage of instance {row.instance_id}: {extra} GB above the "
-                    f"{gb_to_tb_text(package_gb)} TB package (cycle from {iso(self.start)},"
+                    f"{gb_to_tb_text(allowance_gb)} TB {what} (cycle from {iso(self.start)},"
                     f" {total} GB over so far)"
                 ),
                 instance_id=row.instance_id,

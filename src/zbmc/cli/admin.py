@@ -330,7 +330,7 @@ def instance() -> None:
 @click.option(
     "--traffic-package",
     default=None,
-    help="TB (multiple of 0.05); default: the offering's default package; 'none': no package.",
+    help="TB (multiple of 0.05); default: the free package (PREPAID), 0 (POSTPAID); 'none'.",
 )
 @click.option("--period", type=click.IntRange(min=1), default=1, show_default=True, help="Months.")
 @click.option(

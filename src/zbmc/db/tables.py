@@ -337,3 +337,14 @@ seen_signatures = Table(
     Column("digest", BigInteger, primary_key=True, autoincrement=False),
     sqlite_with_rowid=False,
 )
+
+# The tenant's tags (the resource manager, zrm): key/value pairs that exist whether or not a
+# resource carries them (CreateTags). Which instance carries which is instances.tags.
+tags = Table(
+    "tags",
+    metadata,
+    Column("tenant_id", String(40), ForeignKey("tenants.tenant_id"), primary_key=True),
+    Column("tag_key", String(64), primary_key=True),
+    Column("tag_value", String(64), primary_key=True),  # "" when the tag has no value
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -68,12 +68,26 @@ def plan_bandwidth(facts: InstanceFacts, target: int) -> Plan:
     return Plan.NOW_FREE  # POSTPAID (metered hourly) and other internet charge types
 
 
+def initial_package_gb(instance_charge_type: str, default_package_gb: int) -> int:
+    """The package of a new ByTrafficPackage instance when none is asked for: a prepaid one
+    gets the offering's free package; a postpaid one buys none (0 TB) and pays its traffic by
+    the GB above the free allowance (docs/billing.md)."""
+    return default_package_gb if instance_charge_type == PREPAID else 0
+
+
+def traffic_allowance_gb(package_gb: int, default_package_gb: int) -> int:
+    """Outbound traffic a package cycle includes: the package, and never less than the free
+    allowance (a prepaid package is never below it; a postpaid one may be 0)."""
+    return max(package_gb, default_package_gb)
+
+
 def check_package_size(facts: InstanceFacts, size_tb: Decimal) -> int:
     """Validate a requested package size; return it in GB."""
     if not is_valid_package_size(size_tb):
         raise errors.TrafficPackageError(value=size_tb)
     default_tb = Decimal(facts.default_package_gb) / GB_PER_TB
-    if size_tb < default_tb:
+    # The free package is the floor of a prepaid package; a postpaid instance may buy none.
+    if facts.instance_charge_type == PREPAID and size_tb < default_tb:
         raise errors.TrafficPackageLess(minimum=default_tb.normalize())
     maximum_tb = Decimal(facts.maximum_package_gb) / GB_PER_TB
     if size_tb > maximum_tb:

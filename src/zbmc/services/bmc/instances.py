@@ -168,7 +168,8 @@ def _fields(
         "resource_group_id": group_id,
         "resource_group_name": group_name,
         "instance_status": row.status,
-        "traffic_package_size": gb_to_tb(row.traffic_package_gb) if by_package else None,
+        # never null for ByTrafficPackage (Terraform dereferences it): no package reads 0
+        "traffic_package_size": gb_to_tb(row.traffic_package_gb or 0) if by_package else None,
         "raid_config": row.raid_config,
         "partitions": row.partitions,
         "nic": nic,

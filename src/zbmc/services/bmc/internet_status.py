@@ -41,7 +41,7 @@ def describe_instance_internet_status(
         internet_max_bandwidth_out=row.bandwidth,
         modified_internet_max_bandwidth_out=row.bw_pending,
         modified_bandwidth_status=row.bw_status,
-        traffic_package_size=gb_to_tb(row.traffic_package_gb) if by_package else None,
+        traffic_package_size=gb_to_tb(row.traffic_package_gb or 0) if by_package else None,
         modified_traffic_package_size=gb_to_tb(row.tp_pending_gb) if by_package else None,
         modified_traffic_package_status=row.tp_status if by_package else None,
     )

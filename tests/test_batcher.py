@@ -8,12 +8,13 @@ waits used are either 60 s (a batch that waited when it should not would hang: e
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 from typing import Any, cast
 
 import pytest
 
-from zbmc.edge import MAX_BATCH, Batcher
+from zbmc.edge import BATCH_SECONDS, MAX_BATCH, Batcher
 from zbmc.pipeline import Outcome, Pipeline
 from zbmc.settings import Settings, load_settings
 
@@ -121,3 +122,32 @@ def test_the_wait_is_a_setting_with_bounds() -> None:
     for bad in ("-1", "0.5", "soon"):
         with pytest.raises(ValueError, match="ZBMC_GROUP_COMMIT_WAIT_SECONDS"):
             load_settings({"ZBMC_GROUP_COMMIT_WAIT_SECONDS": bad})
+
+
+class Slow(Recorder):
+    """Each call costs ``seconds`` of this thread's CPU time."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def handle_batch(self, calls: list[Any]) -> list[Outcome]:
+        until = time.thread_time() + self.seconds * len(calls)
+        while time.thread_time() < until:
+            pass
+        return super().handle_batch(calls)
+
+
+def test_costly_calls_go_in_batches_that_fit_the_time_budget() -> None:
+    """Calls costing a 4.5th of ``BATCH_SECONDS`` each run four at a time, so the event loop
+    reads and writes between them; a batch at that limit does not wait for more."""
+    recorder = Slow(BATCH_SECONDS / 4.5)
+    batcher = Batcher(cast(Pipeline, recorder), wait=60)
+    batcher._per_call = BATCH_SECONDS / 4.5  # as measured on the batches before
+
+    async def main() -> None:
+        outcomes = await together(batcher, *"abcdefgh")
+        assert [o.body for o in outcomes] == [name.encode() for name in "abcdefgh"]
+
+    run(main())
+    assert recorder.batches == [list("abcd"), list("efgh")]

@@ -98,8 +98,10 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 MAX_BATCH = 64
 # How many of the latest batches set the size a new batch waits for.
 RECENT_BATCHES = 8
-# About how long one batch may keep the event loop (estimated from the calls before it).
-BATCH_SECONDS = 0.01
+# About how long one batch may keep the event loop (estimated from the calls before it): far
+# above a batch of 64 Modify calls (~15 ms of CPU on a loaded machine), far below one of 64
+# DescribeInstances pages.
+BATCH_SECONDS = 0.05
 
 
 class Batcher:
@@ -142,7 +144,7 @@ class Batcher:
         the event loop longer than ``BATCH_SECONDS``. Between two batches the loop reads and
         writes the connections; a batch of 64 DescribeInstances pages kept it for half a
         second, while the previous batch's answers (140 KB each) waited in their transports, and
-        at 64 connections p99 was 8 x p50 (docs/performance.md)."""
+        at 64 connections p99 was 7-8 x p50 (docs/performance.md)."""
         if self._per_call * MAX_BATCH <= BATCH_SECONDS:
             return MAX_BATCH
         return max(1, int(BATCH_SECONDS / self._per_call))
@@ -153,7 +155,7 @@ class Batcher:
         count = min(len(self._pending), limit)
         if (
             self.wait
-            and count < max(self._recent)
+            and count < min(max(self._recent), limit)
             and time.perf_counter() - self._first < self.wait
         ):
             loop.call_soon(self._run)  # after the handlers of what arrived meanwhile

@@ -69,7 +69,7 @@ def test_jsonl_import_is_served(fresh: Stack, tmp_path: Path, version: str) -> N
     assert first.privateIpAddresses == ["192.168.7.7"]
     assert first.resourceGroupName == "legacy"
     assert (first.instanceStatus, second.instanceStatus) == ("RUNNING", "STOPPED")
-    assert second.trafficPackageSize == 0.5
+    assert second.trafficPackageSize == 0.0  # POSTPAID ByTrafficPackage buys no package
     assert second.primaryPublicIpAddress.startswith("198.18.64.")  # from the HKG-A pool
     assert tenant.balance() == 100  # imported instances are not charged
     assert call(tenant, version, "DescribeInstances").totalCount == 2

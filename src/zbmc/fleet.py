@@ -34,7 +34,7 @@ from zbmc.db.tables import (
     resource_groups,
     tenants,
 )
-from zbmc.domain.changes import BY_TRAFFIC_PACKAGE, ENABLE, POSTPAID, PREPAID
+from zbmc.domain.changes import BY_TRAFFIC_PACKAGE, ENABLE, POSTPAID, PREPAID, initial_package_gb
 from zbmc.domain.creation import HOSTNAME_CHARS, MAX_NAME, NAME_CHARS
 from zbmc.domain.lifecycle import RUNNING, STOPPED
 from zbmc.domain.periods import add_months
@@ -170,7 +170,9 @@ def _tags(value: Any) -> list[dict[str, str]]:
     raise ValueError("tags must be an object of strings")
 
 
-def _network(offer: Any, internet: str | None, record: dict[str, Any]) -> tuple[int, int | None]:
+def _network(
+    offer: Any, charge: str | None, internet: str | None, record: dict[str, Any]
+) -> tuple[int, int | None]:
     bandwidth = _int(record, "bandwidthOutMbps", 1)
     if not 1 <= bandwidth <= offer.maximum_bandwidth_out:
         raise ValueError(f"bandwidthOutMbps must be 1..{offer.maximum_bandwidth_out}")
@@ -178,8 +180,11 @@ def _network(offer: Any, internet: str | None, record: dict[str, Any]) -> tuple[
     if internet == BY_TRAFFIC_PACKAGE:
         size = record.get("trafficPackageSize")
         try:
+            # without a size: the free package (PREPAID), none bought (POSTPAID: docs/billing.md)
             package = (
-                offer.default_traffic_package_gb if size is None else tb_to_gb(Decimal(str(size)))
+                initial_package_gb(charge or PREPAID, offer.default_traffic_package_gb)
+                if size is None
+                else tb_to_gb(Decimal(str(size)))
             )
         except (InvalidOperation, ValueError):
             raise ValueError(f"trafficPackageSize {size!r} is not a multiple of 0.05 TB") from None
@@ -202,7 +207,7 @@ def _row(cat: _Catalogue, record: dict[str, Any], now: int) -> dict[str, Any]:
         raise ValueError(f"{charge} is not sold for {type_id} in {zone_id}")
     if internet not in offer.internet_charge_types:
         raise ValueError(f"{internet} is not sold for {type_id} in {zone_id}")
-    bandwidth, package = _network(offer, internet, record)
+    bandwidth, package = _network(offer, charge, internet, record)
     status = _text(record, "status", RUNNING)
     if status not in (RUNNING, STOPPED):
         raise ValueError("status must be RUNNING or STOPPED")

@@ -12,11 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from zbmc import errors
-from zbmc.catalogue import INTERNET_CHARGE_TYPES
 from zbmc.db.tables import instance_types, offerings, zones
 from zbmc.domain.changes import (
     BY_BANDWIDTH,
     BY_TRAFFIC_PACKAGE,
+    INTERNET_CHARGE_TYPES,
     POSTPAID,
     PREPAID,
     initial_package_gb,

@@ -274,7 +274,10 @@ class Run:
         catalogue = self.workdir / "bench-creation.toml"
         catalogue.write_text(pools.CREATION_CATALOGUE)
         servers.zbmc(url, "admin", "catalogue", "load", str(catalogue))
-        buyer = servers.zbmc_json(url, "admin", "tenant", "create", "--name", "buyer")
+        # POSTPAID creations charge nothing, but the balance must cover their first hour
+        buyer = servers.zbmc_json(
+            url, "admin", "tenant", "create", "--name", "buyer", "--balance", "1000000"
+        )
         key = (buyer["accessKeyId"], buyer["accessKeyPassword"])
         for amount in (1, 10):
             self.measure(

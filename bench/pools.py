@@ -201,17 +201,28 @@ zone = "BENCH-A"
 
 
 def create_instances(
-    host: str, key: tuple[str, str], amount: int, threads: int, version: str
+    host: str, key: tuple[str, str], amount: int, threads: int, version: str, count: int = 6000
 ) -> list[list[str]]:
-    """The same POSTPAID creation, over and over (each one creates ``amount`` new instances)."""
-    body = {
-        "zoneId": "BENCH-A",
-        "instanceTypeId": "M6C",
-        "instanceChargeType": "POSTPAID",
-        "internetChargeType": "ByBandwidth",
-        "internetMaxBandwidthOut": 50,
-        "imageId": "img-ubuntu-2404",
-        "amount": amount,
-        "instanceName": "bench-[1,6]",
-    }
-    return constant(signed(host, key, "CreateInstances", body, version), threads)
+    """``count`` POSTPAID creations of ``amount`` instances each, split over the threads. They
+    differ in their instance names: the server refuses a signed request it has already seen
+    (AUTHFAILURE_SIGNATURE_REPLAYED), so a run must not send one twice."""
+    requests = [
+        signed(
+            host,
+            key,
+            "CreateInstances",
+            {
+                "zoneId": "BENCH-A",
+                "instanceTypeId": "M6C",
+                "instanceChargeType": "POSTPAID",
+                "internetChargeType": "ByBandwidth",
+                "internetMaxBandwidthOut": 50,
+                "imageId": "img-ubuntu-2404",
+                "amount": amount,
+                "instanceName": f"bench-{n}-[1,2]",
+            },
+            version,
+        )
+        for n in range(count)
+    ]
+    return split(requests, threads)

@@ -286,3 +286,23 @@ def test_the_command_host_driver_retries_with_backoff(
     wait_until(lambda: status_of(tenant, instance_id) == "STOPPED")
     assert calls.read_text().splitlines()[-1] == f"stop {instance_id} SEL-A"
     assert os.path.exists(marker)
+
+
+def test_a_released_instance_is_not_found_by_any_action(stack: Stack, version: str) -> None:
+    from tests.test_isolation import INSTANCE_ACTIONS, body_for, sdk_call
+    from zbmc.registry import load_actions
+
+    tenant = stack.tenant()
+    instance_id = tenant.instance(instance_charge_type="POSTPAID")
+    call(tenant, version, "TerminateInstance", instanceId=instance_id)
+    call(tenant, version, "ReleaseInstances", instanceIds=[instance_id])
+    assert call(tenant, version, "DescribeInstances", instanceIds=[instance_id]).totalCount == 0
+    checked = []
+    for action in INSTANCE_ACTIONS:
+        if version not in load_actions()[("bmc", action)].versions:
+            continue
+        with pytest.raises(ZenlayerCloudSdkException) as caught:
+            sdk_call(tenant, version, action, body_for(action, instance_id))
+        assert caught.value.code == "INVALID_INSTANCE_NOT_FOUND", (action, caught.value.message)
+        checked.append(action)
+    assert {"TerminateInstance", "ReleaseInstances", "ReinstallInstance"} <= set(checked)

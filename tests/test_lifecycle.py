@@ -6,6 +6,8 @@ status the way a user would (the host delay keeps transitional statuses until th
 from __future__ import annotations
 
 import importlib
+import json
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -107,11 +109,25 @@ def models(version: str) -> Any:
     return importlib.import_module(f"zenlayercloud.bmc.{module}.models")
 
 
+# (access key, action, body) -> the second it was last sent: see ``call``
+_SENT: dict[tuple[str, str, str], int] = {}
+
+
 def call(tenant: Tenant, version: str, action: str, **fields: Any) -> Any:
+    """One SDK call. The same request sent twice within one second carries the same signature
+    (the version header is not signed), which the replay guard refuses once the first was
+    applied (zbmc.replay); a client like Terraform is seconds apart, so the second waits for
+    the next second here, as the SDK then signs it afresh."""
     request = getattr(models(version), f"{action}Request")()
     for key, value in fields.items():
         setattr(request, key, value)
-    return getattr(tenant.client(version), action)(request)
+    sent = (tenant.access_key_id, action, json.dumps(fields, sort_keys=True, default=str))
+    while _SENT.get(sent, -1) >= int(time.time()):
+        time.sleep(0.05)
+    try:
+        return getattr(tenant.client(version), action)(request)
+    finally:  # signed at this second or before
+        _SENT[sent] = int(time.time())
 
 
 def describe(tenant: Tenant, instance_id: str) -> Any:

@@ -36,7 +36,9 @@ def race(tenant: Tenant) -> list[tuple[str | None, list[str]]]:
         version = V2022 if index % 4 == 0 else V2026
         try:
             client = tenant.client(version)
-            request = sdk(version, "CreateInstancesRequest", **SMALL)
+            # A name of its own: identical signed writes within one second are one request to
+            # the replay guard (docs/security.md), and these are 32 different purchases.
+            request = sdk(version, "CreateInstancesRequest", **SMALL, instanceName=f"race-{index}")
             barrier.wait(timeout=60)
             try:
                 outcomes[index] = (None, list(client.CreateInstances(request).instanceIdSet))

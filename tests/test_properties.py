@@ -1069,6 +1069,7 @@ class CreationMachine(RuleBasedStateMachine):
         self.tenant = stack.tenant(balance="2000.00")
         self.balance = Decimal("2000.00")
         self.created: list[str] = []
+        self.sent = 0
         self.start = {offer: self.qty(*offer) for offer in OFFERS}
 
     def client(self, version: str) -> Any:
@@ -1136,7 +1137,9 @@ class CreationMachine(RuleBasedStateMachine):
                 expected = "RESOURCES_SOLDOUT_INSTANCE_TYPE"
             elif each * amount > self.balance:
                 expected = "OPERATION_DENIED_BALANCE_INSUFFICIENT"
-        request = sdk(version, "CreateInstancesRequest", **fields, amount=amount)
+        self.sent += 1  # distinct bodies: a signed request seen before is refused as a replay
+        name = f"prop-{self.sent}"
+        request = sdk(version, "CreateInstancesRequest", **fields, amount=amount, instanceName=name)
         code = None
         try:
             created = self.client(version).CreateInstances(request)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from zenlayercloud.common.excpetion.zenlayer_cloud_sdk_exception import ZenlayerCloudSdkException
 
 from tests.conftest import StackFactory
-from tests.harness import V2022, V2026, Stack, Tenant, wait_until
+from tests.harness import V2022, V2026, Stack, Tenant, next_second, wait_until
 from tests.test_lifecycle import call, describe, status_of
 from zbmc.clock import parse_iso
 from zbmc.db.tables import instances, offerings
@@ -134,6 +134,7 @@ def test_faults_fail_creation_and_reinstall_once(make_stack: StackFactory, tmp_p
     stack.admin.run("fault", "add", "--instance", fine, "--operation", "INSTALL")
     call(tenant, V2026, "ReinstallInstance", instanceId=fine)
     wait_until(lambda: status_of(tenant, fine) == "INSTALL_FAILED")
+    next_second()  # the same signed request again would be a replay (docs/security.md)
     call(tenant, V2026, "ReinstallInstance", instanceId=fine)  # allowed again (spec §14)
     wait_until(lambda: status_of(tenant, fine) == "RUNNING")
 

@@ -22,6 +22,7 @@ from tests.harness import V2026, Stack, Tenant, wait_until
 from tests.signing import capturing_client
 from tests.test_protocol import assert_error, assert_success
 from zbmc.db.tables import seen_signatures
+from zbmc.replay import GRACE_SECONDS
 
 REPLAYED = "AUTHFAILURE_SIGNATURE_REPLAYED"
 
@@ -60,6 +61,12 @@ def next_second_after(timestamp: str) -> None:
     wait_until(lambda: int(time.time()) > int(timestamp), timeout=5, interval=0.02)
 
 
+def past_grace(timestamp: str) -> None:
+    """Wait until a copy of a request signed at ``timestamp`` counts as a replay (a copy within
+    replay.GRACE_SECONDS of its timestamp is a legitimate duplicate)."""
+    wait_until(lambda: time.time() > int(timestamp) + GRACE_SECONDS + 1, timeout=10, interval=0.05)
+
+
 def timestamp_of(headers: dict[str, str]) -> str:
     return {name.lower(): value for name, value in headers.items()}["x-zc-timestamp"]
 
@@ -75,6 +82,7 @@ def test_captured_write_resent_is_refused(tenant: Tenant, version: str) -> None:
     assert bandwidth(tenant, version, iid) == 200
     orders = len(tenant.orders())
 
+    past_grace(timestamp_of(captured.requests[0][0]))
     message = assert_error(captured.resend(tenant.stack, 0), 401, REPLAYED)
     assert "ModifyInstanceBandwidth" in message
     assert "again" in message
@@ -156,6 +164,7 @@ def test_replays_are_refused_across_processes(
     order = modify(client, version, iid, 150)
     assert bandwidth(tenant, version, iid) == 150  # applied: no longer Processing
     balance = tenant.balance()
+    past_grace(timestamp_of(captured.requests[0][0]))
     # Each copy on a new connection: the two processes share the listening socket.
     for _ in range(12):
         assert_error(captured.resend(stack), 401, REPLAYED)
@@ -171,6 +180,7 @@ def test_concurrent_copies_apply_once(make_stack: StackFactory, tmp_path: Path) 
     iid = tenant.instance(bandwidth=100)
     key = (tenant.access_key_id, tenant.access_key_password)
     headers, body = stack.prepared({"instanceId": iid}, action="RenewInstance", key=key)
+    past_grace(timestamp_of(headers))
 
     def send(_: int) -> requests.Response:
         return requests.post(stack.url, data=body, headers=headers, timeout=60)
@@ -218,3 +228,34 @@ def test_the_worker_prunes_signatures_outside_the_window(make_stack: StackFactor
         assert count() == 1  # the fresh one stays until it leaves the window
     finally:
         engine.dispose()
+
+
+def test_identical_writes_sent_together_are_all_applied(tenant: Tenant) -> None:
+    """Three identical CreateInstances (a Terraform ``count`` over identical instances) signed
+    in the same second share one signature: sent at once they are duplicates, not replays, and
+    each creates its instance; the same signed request sent again later is refused."""
+    body = {
+        "zoneId": "SEL-A",
+        "instanceTypeId": "M6C",
+        "instanceChargeType": "POSTPAID",
+        "internetChargeType": "ByBandwidth",
+        "internetMaxBandwidthOut": 50,
+        "instanceName": "same",
+    }
+    key = (tenant.access_key_id, tenant.access_key_password)
+    stack = tenant.stack
+    headers, raw = stack.prepared(body, action="CreateInstances", key=key)
+
+    def send(_: int) -> requests.Response:
+        return requests.post(stack.url, data=raw, headers=headers, timeout=60)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        responses = list(pool.map(send, range(3)))
+    created = {
+        instance_id
+        for response in responses
+        for instance_id in assert_success(response)["instanceIdSet"]
+    }
+    assert len(created) == 3
+    past_grace(timestamp_of(headers))
+    assert_error(send(0), 401, REPLAYED)

@@ -201,17 +201,16 @@ def _tags(req: CreateInstancesRequest) -> list[dict[str, str]]:
     return [{"key": t.key, "value": t.value} for t in tags]
 
 
-def _storage(
-    req: CreateInstancesRequest, offer: offers.Offer, image: Any
+def storage(
+    raid: RaidConfig | None, partitions: list[Partition] | None, model: Any, image: Any
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
-    model = creation.Model(
-        offer.model.instance_type_id,
-        tuple(offer.model.support_raids),
-        creation.disk_sizes(offer.model.disks),
+    """Check a RAID config and partitions against the model's disks and the image (creation
+    and reinstall); return them in their stored form."""
+    disks = creation.Model(
+        model.instance_type_id, tuple(model.support_raids), creation.disk_sizes(model.disks)
     )
-    raid = req.raid_config
     custom = [(c.raid_type, c.disk_sequence) for c in (raid.custom_raids or [])] if raid else []
-    capacity = creation.check_raid(model, raid.raid_type if raid else None, custom)
+    capacity = creation.check_raid(disks, raid.raid_type if raid else None, custom)
     stored_raid = (
         None
         if raid is None or (raid.raid_type is None and not custom)
@@ -220,15 +219,15 @@ def _storage(
             "customRaids": [{"raidType": t, "diskSequence": s} for t, s in custom] or None,
         }
     )
-    if req.partitions is None:
+    if partitions is None:
         return stored_raid, None
     creation.check_partitions(
-        [(p.fs_path, p.fs_type, p.size) for p in req.partitions],
+        [(p.fs_path, p.fs_type, p.size) for p in partitions],
         image.os_type.lower() if image is not None else None,
         image.catalog.lower() if image is not None else None,
         capacity,
     )
-    parts = [{"fsPath": p.fs_path, "fsType": p.fs_type, "size": p.size} for p in req.partitions]
+    parts = [{"fsPath": p.fs_path, "fsType": p.fs_type, "size": p.size} for p in partitions]
     return stored_raid, parts
 
 
@@ -268,7 +267,7 @@ def create_instances(ctx: Context, req: CreateInstancesRequest) -> CreateInstanc
             raise errors.InvalidParameter(
                 detail="invalid parameter `ipxeUrl`: an http(s) URL or `netboot`"
             )
-    raid, partitions = _storage(req, offer, image)
+    raid, partitions = storage(req.raid_config, req.partitions, offer.model, image)
     nic = req.nic or NicNames()
     wan, lan = creation.nic_names(nic.wan_name, nic.lan_name, bool(offer.model.is_ha))
     tags = _tags(req)

@@ -14,7 +14,14 @@ from zbmc.context import Context
 from zbmc.db.tables import images, instance_types, instances
 from zbmc.domain import creation, lifecycle
 from zbmc.registry import action
-from zbmc.services.bmc.creation import IPXE_URL, MAX_USER_DATA, NicNames, Partition, RaidConfig
+from zbmc.services.bmc.creation import (
+    IPXE_URL,
+    MAX_USER_DATA,
+    NicNames,
+    Partition,
+    RaidConfig,
+    storage,
+)
 from zbmc.services.bmc.shapes import EmptyResponse
 from zbmc.store import instances as store
 from zbmc.wire import RequiredStr, WireModel
@@ -46,36 +53,6 @@ def _image(ctx: Context, row: Any, model: Any, req: ReinstallInstanceRequest) ->
     return image
 
 
-def _storage(
-    req: ReinstallInstanceRequest, model: Any, image: Any
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
-    disks = creation.Model(
-        model.instance_type_id, tuple(model.support_raids), creation.disk_sizes(model.disks)
-    )
-    raid = req.raid_config
-    custom = [(c.raid_type, c.disk_sequence) for c in (raid.custom_raids or [])] if raid else []
-    capacity = creation.check_raid(disks, raid.raid_type if raid else None, custom)
-    stored_raid = (
-        None
-        if raid is None or (raid.raid_type is None and not custom)
-        else {
-            "raidType": raid.raid_type,
-            "customRaids": [{"raidType": t, "diskSequence": s} for t, s in custom] or None,
-        }
-    )
-    if req.partitions is None:
-        return stored_raid, None
-    creation.check_partitions(
-        [(p.fs_path, p.fs_type, p.size) for p in req.partitions],
-        image.os_type.lower() if image is not None else None,
-        image.catalog.lower() if image is not None else None,
-        capacity,
-    )
-    return stored_raid, [
-        {"fsPath": p.fs_path, "fsType": p.fs_type, "size": p.size} for p in req.partitions
-    ]
-
-
 @action("ReinstallInstance", request=ReinstallInstanceRequest, response=EmptyResponse, write=True)
 def reinstall_instance(ctx: Context, req: ReinstallInstanceRequest) -> EmptyResponse:
     """Install the operating system again (the system disk is wiped): INSTALLING, then RUNNING,
@@ -99,7 +76,7 @@ def reinstall_instance(ctx: Context, req: ReinstallInstanceRequest) -> EmptyResp
         raise errors.InvalidParameter(detail="invalid parameter `keyId`")
     if req.key_id and image is not None and image.os_type.lower() == "windows":
         raise errors.InvalidParameter(detail="keyId cannot be used with a Windows image")
-    raid, partitions = _storage(req, model, image)
+    raid, partitions = storage(req.raid_config, req.partitions, model, image)
     current = row.nic or {}
     nic = req.nic or NicNames()
     wan, lan = creation.nic_names(

@@ -419,6 +419,28 @@ class DescribeInstancesPage(DescribeInstancesResponse):
         return body
 
 
+def set_all(ctx: Context, instance_ids: list[str], **values: Any) -> None:
+    """Set ``values`` on the tenant's instances, all or none: an unknown id is
+    INVALID_INSTANCE_NOT_FOUND and nothing changes."""
+    wanted = set(instance_ids)
+    found = {
+        row.instance_id
+        for row in ctx.conn.execute(
+            select(instances.c.instance_id)
+            .where(instances.c.tenant_id == ctx.tenant_id, instances.c.instance_id.in_(wanted))
+            .with_for_update()
+        )
+    }
+    for instance_id in instance_ids:
+        if instance_id not in found:
+            raise InstanceNotFound(instance_id=instance_id)
+    ctx.conn.execute(
+        update(instances)
+        .where(instances.c.tenant_id == ctx.tenant_id, instances.c.instance_id.in_(wanted))
+        .values(**values)
+    )
+
+
 class ModifyInstancesAttributeRequest(WireModel):
     instance_ids: StrList
     instance_name: RequiredStr
@@ -434,21 +456,5 @@ def modify_instances_attribute(ctx: Context, req: ModifyInstancesAttributeReques
     """Rename instances; if any id is unknown nothing is renamed."""
     if not NAME_PATTERN.match(req.instance_name):
         raise InstanceNameExceed()
-    wanted = set(req.instance_ids)
-    found = {
-        row.instance_id
-        for row in ctx.conn.execute(
-            select(instances.c.instance_id)
-            .where(instances.c.tenant_id == ctx.tenant_id, instances.c.instance_id.in_(wanted))
-            .with_for_update()
-        )
-    }
-    for instance_id in req.instance_ids:
-        if instance_id not in found:
-            raise InstanceNotFound(instance_id=instance_id)
-    ctx.conn.execute(
-        update(instances)
-        .where(instances.c.tenant_id == ctx.tenant_id, instances.c.instance_id.in_(wanted))
-        .values(instance_name=req.instance_name)
-    )
+    set_all(ctx, req.instance_ids, instance_name=req.instance_name)
     return EmptyResponse()

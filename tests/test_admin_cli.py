@@ -491,6 +491,78 @@ def test_subprocess_with_database_url(fresh: Stack, tmp_path: Path) -> None:
     assert not (tmp_path / "zbmc-data").exists()  # the URL wins over the default data dir
 
 
+# What `zbmc admin instance create` must not import: the server, the agent, snapshots, faults,
+# fleet import and the traffic store are loaded only by the commands that use them.
+NOT_FOR_INSTANCE_CREATE = (
+    "zbmc.app",
+    "zbmc.cli.server",
+    "zbmc.cli.agent",
+    "zbmc.agent",
+    "zbmc.snapshots",
+    "zbmc.faults",
+    "zbmc.fleet",
+    "zbmc.store.traffic",
+    "starlette",
+    "uvicorn",
+    "pydantic",
+    "alembic",
+    "prometheus_client",
+)
+
+LOADED_MODULES = """
+import sys
+from zbmc.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert exc.code in (0, None), exc.code
+print(sorted(sys.modules), file=sys.stderr)
+"""
+
+
+def loaded_by(env: dict[str, str], *args: str) -> tuple[str, set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED_MODULES, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    modules = set(json.loads(done.stderr.strip().splitlines()[-1].replace("'", '"')))
+    return done.stdout, modules
+
+
+def test_instance_create_loads_only_what_it_uses(fresh: Stack) -> None:
+    env = subprocess_env(ZBMC_DATABASE_URL=fresh.database_url)
+    tenant_id = new_tenant(fresh)
+    out, modules = loaded_by(
+        env,
+        *("admin", "instance", "create", "--tenant", tenant_id, "--zone", "SEL-A"),
+        *("--type", "M6C", "--instance-charge-type", "POSTPAID"),
+        *("--internet-charge-type", "ByBandwidth", "--bandwidth", "10", "--json"),
+    )
+    assert set(json.loads(out)) == {"instanceId"}
+    unwanted = {
+        m for m in modules for p in NOT_FOR_INSTANCE_CREATE if m == p or m.startswith(p + ".")
+    }
+    assert not unwanted
+    assert "zbmc.provisioning" in modules  # the probe sees what the command did import
+
+
+def test_help_lists_the_lazily_loaded_commands() -> None:
+    out, modules = loaded_by(subprocess_env(), "admin", "--help")
+    for name in ("fault", "network", "pool", "reset", "resource-group", "snapshot", "instance"):
+        assert f"\n  {name} " in out, name
+    assert "zbmc.cli.faults" in modules  # listing a command's help needs its module
+    out, _ = loaded_by(subprocess_env(), "--help")
+    for name in ("serve", "worker", "admin", "agent"):
+        assert f"\n  {name} " in out, name
+    out, _ = loaded_by(subprocess_env(), "admin", "instance", "--help")
+    assert "\n  import " in out
+    assert "\n  create " in out
+
+
 def test_subprocess_with_data_dir(tmp_path: Path) -> None:
     data_dir = tmp_path / "state"
     env = subprocess_env()

@@ -19,6 +19,7 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from zbmc.cli.lazy import LazyGroup
 from zbmc.cli.output import emit
 from zbmc.clock import Clock, iso
 from zbmc.db.engine import MissingDriver, create_db_engine, unit_of_work
@@ -26,7 +27,6 @@ from zbmc.db.migrate import current_revision, head_revision, is_at_head, upgrade
 from zbmc.domain.changes import INTERNET_CHARGE_TYPES
 from zbmc.settings import Settings, load_settings
 from zbmc.store import accounts
-from zbmc.store import traffic as traffic_store
 from zbmc.tenancy import (
     NotFound,
     create_key,
@@ -94,7 +94,17 @@ def transaction(
         raise click.ClickException(f"a number is out of range ({exc})") from None
 
 
-@click.group()
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "fault": "zbmc.cli.faults:fault",
+        "network": "zbmc.cli.network:network",
+        "pool": "zbmc.cli.fleet:pool",
+        "reset": "zbmc.cli.snapshots:reset",
+        "resource-group": "zbmc.cli.fleet:resource_group",
+        "snapshot": "zbmc.cli.snapshots:snapshot",
+    },
+)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -311,9 +321,9 @@ def token_revoke(ctx: click.Context, token_or_id: str) -> None:
 # --- instances, orders, ledger ------------------------------------------------------------------
 
 
-@admin.group()
+@admin.group(cls=LazyGroup, lazy={"import": "zbmc.cli.fleet:instance_import"})
 def instance() -> None:
-    """Instances (provisioned by the operator until CreateInstances exists)."""
+    """Instances the operator provisions or imports (tenants create theirs with CreateInstances)."""
 
 
 @instance.command("create")
@@ -525,6 +535,8 @@ def _samples_from_text(text: str) -> Any:
 def traffic_ingest(ctx: click.Context, file: Any, as_json: bool) -> None:
     """Store samples from FILE ('-' for stdin): a JSON array or JSON lines. All or nothing;
     resent sampleIds are ignored. JSON: {accepted, duplicates}."""
+    from zbmc.store import traffic as traffic_store
+
     raw = _samples_from_text(file.read())
     with transaction(ctx) as (conn, _now):
         result = traffic_store.ingest(conn, traffic_store.parse_samples(raw))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from zbmc import faults
-from zbmc.cli.admin import admin, json_option, transaction
+from zbmc.cli.admin import json_option, transaction
 from zbmc.cli.output import emit
 
 
-@admin.group()
+@click.group()
 def fault() -> None:
     """Fault injection for tests: make the next CREATE / INSTALL fail."""
 

@@ -1,19 +1,19 @@
 """Traffic ingestion of N samples (default 10 000) through both doors an operator has.
 
-    .venv/bin/python bench/ingest.py                      # both backends, 10 000 samples
-    .venv/bin/python bench/ingest.py --backend sqlite --rounds 5
-    .venv/bin/python bench/ingest.py --a PYTHONPATH=/tmp/old/src   # A/B, alternating rounds
-
-Each round ingests a fresh batch of N new samples (100 instances, 5-minute samples) twice: once
-through ``POST /admin/v1/traffic`` of a running ``zbmc serve`` and once through ``zbmc admin
-traffic ingest FILE --json``, then sends the HTTP batch again (all duplicates). It prints the
-wall time of the HTTP request and of the CLI process, and the CLI's time for a command that
-stores nothing (``zbmc admin traffic ingest`` of an empty file: Python start-up, imports, engine)
-so the ingestion itself can be read off as the difference; and the CPU time of the server process
-during the HTTP request and of the CLI process (figures that hold up better than wall time on a
-loaded machine; PostgreSQL's own backend is not counted). The store is checked after every
-round: each sample id exactly once. With ``--a``/``--b`` (environment of one side, as in
-bench/ab.py) the two sides alternate A B B A ... and the medians are printed per side.
+.venv/bin/python bench/ingest.py # both backends, 10 000 samples .venv/bin/python bench/ingest.py
+--backend sqlite --rounds 5 .venv/bin/python bench/ingest.py --a PYTHONPATH=/tmp/old/src # A/B,
+alternating rounds Each round ingests a fresh batch of N new samples (100 instances, 5-minute
+samples) twice: once through ``POST /admin/v1/traffic`` of a running ``zbmc serve`` and once
+through ``zbmc admin traffic ingest FILE --json``, then sends the HTTP batch again (all
+duplicates). It prints the wall time of the HTTP request and of the CLI process, and the CLI's time
+for a command that stores nothing (``zbmc admin traffic ingest`` of an empty file: Python start-up,
+imports, engine) so the ingestion itself can be read off as the difference, and (a third batch) the
+wall time of the command itself in a process that imported its modules first (TIMED_COMMAND); and
+the CPU time of the server process during the HTTP request and of the CLI process (figures that
+hold up better than wall time on a loaded machine; PostgreSQL's own backend is not counted). The
+store is checked after every round: each sample id exactly once. With ``--a``/``--b`` (environment
+of one side, as in bench/ab.py) the two sides alternate A B B A ... and the medians are printed per
+side.
 """
 
 from __future__ import annotations
@@ -73,6 +73,37 @@ def post(host: str, body: bytes) -> tuple[float, dict[str, Any]]:
     return time.perf_counter() - started, data
 
 
+# Runs `zbmc admin ARGS` in a process that imports the command's modules first, then prints to
+# stderr the wall seconds from the command's start to its exit: connecting, the schema check,
+# reading and checking the file, storing, committing; Python's start-up and imports left out.
+TIMED_COMMAND = """
+import sys, time
+from zbmc.cli.main import main
+import zbmc.cli.admin, zbmc.store.traffic
+import sqlalchemy.dialects.sqlite, sqlalchemy.dialects.postgresql
+started = time.perf_counter()
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    print(time.perf_counter() - started, file=sys.stderr)
+    raise
+"""
+
+
+def cli_command(url: str, path: Path, env: dict[str, str]) -> float:
+    """Wall seconds of the ingest command itself, after the imports (TIMED_COMMAND)."""
+    full = {**os.environ, "ZBMC_DATABASE_URL": url, "ZBMC_LOG_LEVEL": "warning", **env}
+    args = ["admin", "traffic", "ingest", str(path), "--json"]
+    done = subprocess.run(
+        [sys.executable, "-c", TIMED_COMMAND, *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stderr.strip().splitlines()[-1])
+
+
 def cli(url: str, path: Path, env: dict[str, str]) -> tuple[float, float, dict[str, Any]]:
     """Wall and CPU seconds of the command, and its answer."""
     full = {**os.environ, "ZBMC_DATABASE_URL": url, "ZBMC_LOG_LEVEL": "warning", **env}
@@ -105,7 +136,10 @@ class Side:
         self.start = now - 40 * 86400  # whatever the retention, the rows are stored
         self.results: dict[str, list[float]] = {
             name: []
-            for name in ("http", "resend", "cli", "empty", "http_cpu", "cli_cpu", "empty_cpu")
+            for name in (
+                *("http", "resend", "cli", "empty", "command"),
+                *("http_cpu", "cli_cpu", "empty_cpu"),
+            )
         }
 
     def stored(self) -> tuple[int, int]:
@@ -136,13 +170,17 @@ class Side:
         assert answer == {"accepted": count, "duplicates": 0}, answer
         self.results["cli"].append(seconds)
         self.results["cli_cpu"].append(cpu)
+        path = self.work / f"{tag}-command.jsonl"
+        lines = samples(self.instances, count, self.start, f"d{tag}")
+        path.write_text("".join(json.dumps(s) + "\n" for s in lines))
+        self.results["command"].append(cli_command(self.url, path, self.env))
         empty = self.work / "empty.json"
         empty.write_text("[]")
         seconds, cpu, _ = cli(self.url, empty, self.env)
         self.results["empty"].append(seconds)
         self.results["empty_cpu"].append(cpu)
         after, distinct = self.stored()
-        assert after == distinct == before + 2 * count, (before, after, distinct)
+        assert after == distinct == before + 3 * count, (before, after, distinct)
 
     def close(self) -> None:
         self.server.stop()
@@ -179,7 +217,8 @@ def main() -> int:
                         f"{backend} {side.name}: http {r['http']:.3f} s (server CPU"
                         f" {r['http_cpu']:.3f} s), resend {r['resend']:.3f} s, cli"
                         f" {r['cli']:.3f} s (CPU {r['cli_cpu']:.3f} s; empty {r['empty']:.3f} s,"
-                        f" CPU {r['empty_cpu']:.3f} s)",
+                        f" CPU {r['empty_cpu']:.3f} s), cli command after imports"
+                        f" {r['command']:.3f} s",
                         flush=True,
                     )
             for side in sides:
@@ -189,7 +228,8 @@ def main() -> int:
                     f" (server CPU {med['http_cpu']:.3f} s), resend {med['resend']:.3f} s,"
                     f" cli {med['cli']:.3f} s, cli without start-up"
                     f" {med['cli'] - med['empty']:.3f} s (CPU"
-                    f" {med['cli_cpu'] - med['empty_cpu']:.3f} s)"
+                    f" {med['cli_cpu'] - med['empty_cpu']:.3f} s), cli command after imports"
+                    f" {med['command']:.3f} s"
                 )
         finally:
             for side in sides:

@@ -1,19 +1,21 @@
 """Traffic ingestion of N samples (default 10 000) through both doors an operator has.
 
-.venv/bin/python bench/ingest.py # both backends, 10 000 samples .venv/bin/python bench/ingest.py
---backend sqlite --rounds 5 .venv/bin/python bench/ingest.py --a PYTHONPATH=/tmp/old/src # A/B,
-alternating rounds Each round ingests a fresh batch of N new samples (100 instances, 5-minute
-samples) twice: once through ``POST /admin/v1/traffic`` of a running ``zbmc serve`` and once
-through ``zbmc admin traffic ingest FILE --json``, then sends the HTTP batch again (all
-duplicates). It prints the wall time of the HTTP request and of the CLI process, and the CLI's time
-for a command that stores nothing (``zbmc admin traffic ingest`` of an empty file: Python start-up,
-imports, engine) so the ingestion itself can be read off as the difference, and (a third batch) the
-wall time of the command itself in a process that imported its modules first (TIMED_COMMAND); and
-the CPU time of the server process during the HTTP request and of the CLI process (figures that
-hold up better than wall time on a loaded machine; PostgreSQL's own backend is not counted). The
-store is checked after every round: each sample id exactly once. With ``--a``/``--b`` (environment
-of one side, as in bench/ab.py) the two sides alternate A B B A ... and the medians are printed per
-side.
+    .venv/bin/python bench/ingest.py                      # both backends, 10 000 samples
+    .venv/bin/python bench/ingest.py --backend sqlite --rounds 5
+    .venv/bin/python bench/ingest.py --a PYTHONPATH=/tmp/old/src   # A/B, alternating rounds
+
+Each round ingests a fresh batch of N new samples (100 instances, 5-minute samples) twice: once
+through ``POST /admin/v1/traffic`` of a running ``zbmc serve`` and once through ``zbmc admin
+traffic ingest FILE --json``, then sends the HTTP batch again (all duplicates). It prints the
+wall time of the HTTP request and of the CLI process, and the CLI's time for a command that
+stores nothing (``zbmc admin traffic ingest`` of an empty file: Python start-up, imports, engine)
+so the ingestion itself can be read off as the difference; and, for a third batch, the wall time
+of the command itself in a process that imported its modules first (``TIMED_COMMAND``). It also
+prints the CPU time of the server process during the HTTP request and of the CLI process
+(figures that hold up better than wall time on a loaded machine; PostgreSQL's own backend is not
+counted). The store is checked after every round: each sample id exactly once. With
+``--a``/``--b`` (environment of one side, as in bench/ab.py) the two sides alternate A B B A ...
+and the medians are printed per side.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from zbmc.billing import metering, renewals, terminations
 from zbmc.billing import orders as order_states
 from zbmc.billing.changes import CHANGES, Change
 from zbmc.clock import Clock
+from zbmc.db import bulk
 from zbmc.db.direct import Statement, Tx
 from zbmc.db.engine import WriteTurns, unit_of_work
 from zbmc.db.tables import instances, orders
@@ -84,33 +85,30 @@ class TickReport:
 _DUE_STATES = (order_states.PROCESSING, order_states.WAIT_TO_ENABLE)
 
 
-def _apply_statement(change: Change) -> Statement:
+def _applier(change: Change) -> bulk.Updater:
     # Only if the instance still waits for this very order (a cancelled one must not apply).
-    return Statement(
-        instances.update()
-        .where(
-            instances.c.instance_id == bindparam("target_instance_id"),
-            instances.c[change.order_column] == bindparam("applied_order"),
-        )
-        .values(
-            {
-                change.value_column: bindparam("new_value"),
-                change.status_column: ENABLE,
-                change.pending_column: None,
-                change.order_column: None,
-            }
-        )
+    return bulk.Updater(
+        instances,
+        keys={"instance_id": "target_instance_id", change.order_column: "applied_order"},
+        values={change.value_column: "new_value"},
+        fixed={
+            change.status_column: ENABLE,
+            change.pending_column: None,
+            change.order_column: None,
+        },
     )
 
 
-# A tick's batch statements are precompiled (zbmc.db.direct): with the worker thread of
+# A tick's batch statements are precompiled (zbmc.db.bulk): with the worker thread of
 # ``zbmc serve`` finishing every change the API accepts, their per-row cost is per-request cost.
-_APPLY = {kind: _apply_statement(change) for kind, change in CHANGES.items()}
-_ENABLE = Statement(
-    orders.update()
-    .where(orders.c.order_number == bindparam("applied_order"))
-    .values(state=order_states.ENABLED, applied_at=bindparam("when"))
+_APPLY = {kind: _applier(change) for kind, change in CHANGES.items()}
+_ENABLE = bulk.Updater(
+    orders,
+    keys={"order_number": "applied_order"},
+    values={"applied_at": "when"},
+    fixed={"state": order_states.ENABLED},
 )
+
 _IS_DUE = and_(
     or_(*(orders.c.state == state for state in _DUE_STATES)),
     orders.c.effective_at <= bindparam("now"),
@@ -238,9 +236,9 @@ class Worker:
                     }
                 )
         for kind, changes in applied.items():
-            if changes:  # one executemany per kind for the instances, one for the orders
-                tx.run_many(_APPLY[kind], changes)
-                tx.run_many(_ENABLE, changes)
+            if changes:  # one statement per kind for the instances, one for the orders
+                _APPLY[kind].update(tx, changes)
+                _ENABLE.update(tx, changes)
                 report.applied += len(changes)
         return len(due) == BATCH
 

@@ -114,6 +114,61 @@ def test_a_failed_block_rolls_back_and_a_good_one_commits(engine: Engine) -> Non
         db.close()
 
 
+_SET_HA = Statement(
+    instance_types.update()
+    .where(instance_types.c.instance_type_id == bindparam("type_id"))
+    .values(is_ha=bindparam("is_ha"))
+)
+_ADD_TYPE = Statement(instance_types.insert(), columns=list(_instance_type("X", is_ha=False)))
+
+
+def test_writes_sent_later_keep_their_order(engine: Engine) -> None:
+    """``Tx.later`` (PostgreSQL: a write that waits for the next statement): every statement
+    still sees the writes called before it, and all of them commit."""
+    db = DirectDb(engine)
+    try:
+        with db.transaction(write=True) as tx:
+            tx.later(_SET_OFFSET, {"target": 1, "offset": 300})
+            assert tx.writes == 1
+            # the same table: the waiting write goes first
+            assert tx.rows(_CLOCK)[0].offset_seconds == 300
+            tx.later(_SET_OFFSET, {"target": 1, "offset": 400})
+            # other tables: sent together with the waiting write, or after it
+            assert tx.run(_SET_HA, {"type_id": "STD", "is_ha": True}) == 1
+            tx.later(_SET_HA, {"type_id": "HA1", "is_ha": False})
+            tx.later(_SET_OFFSET, {"target": 1, "offset": 500})
+            assert tx.writes == 5
+        assert _offset(engine) == 500
+        with db.transaction(write=False) as tx:
+            assert tx.rows(_TYPE, {"type_id": "STD"})[0].is_ha is True
+            assert tx.rows(_TYPE, {"type_id": "HA1"})[0].is_ha is False
+    finally:
+        db.close()
+
+
+def test_a_failing_write_sent_later_fails_its_transaction(engine: Engine) -> None:
+    db = DirectDb(engine)
+    duplicate = engine.dialect.loaded_dbapi.IntegrityError
+
+    def insert_existing_type(then_update: bool) -> None:
+        with db.transaction(write=True) as tx:
+            tx.later(_SET_OFFSET, {"target": 1, "offset": 900})
+            tx.later(_ADD_TYPE, _instance_type("STD", is_ha=False))  # the key exists
+            if then_update:  # raised by the next statement, else by the commit at the latest
+                tx.run(_SET_OFFSET, {"target": 1, "offset": 901})
+
+    try:
+        for then_update in (True, False):
+            with pytest.raises(duplicate):
+                insert_existing_type(then_update)
+            assert _offset(engine) == 0
+        with db.transaction(write=True) as tx:  # the connection is usable again
+            tx.later(_SET_OFFSET, {"target": 1, "offset": 902})
+        assert _offset(engine) == 902
+    finally:
+        db.close()
+
+
 def _offset(engine: Engine) -> int:
     with unit_of_work(engine) as conn:
         return int(Tx.of(conn).rows(_CLOCK)[0].offset_seconds)

@@ -57,7 +57,8 @@ def create(
     order_number: str | None = None,
 ) -> str:
     number = order_number or new_order_number()
-    Tx.of(db).run(
+    # sent with the transaction's next statement where it can (``Tx.later``)
+    Tx.of(db).later(
         _INSERT.statement,
         row(
             order_number=number,

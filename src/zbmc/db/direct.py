@@ -7,7 +7,10 @@ SQLite statement itself; the whole budget of a ModifyInstanceBandwidth request i
 (docs/performance.md). So a hot statement is still written once, as SQLAlchemy Core (portable,
 typed against ``zbmc.db.tables``), but it is compiled once per dialect by ``Statement`` and run by
 ``Tx`` on the raw DBAPI cursor, with the column types' bind and result processors applied (so a
-SQLite Boolean still reads as ``bool``).
+SQLite Boolean still reads as ``bool``). On PostgreSQL each round trip through psycopg's Python
+layers is most of a statement's client cost: the parameters are positional (psycopg takes them as
+they are), a transaction reuses one cursor, and ``Tx.later`` sends a write with the next
+statement.
 
 ``DirectDb`` holds one DBAPI connection per thread, checked out of the engine's pool once, and
 runs transactions on it the way ``zbmc.db.engine.unit_of_work`` does (``BEGIN IMMEDIATE`` for
@@ -16,17 +19,20 @@ writes on SQLite, READ COMMITTED with explicit row locks on PostgreSQL).
 
 from __future__ import annotations
 
+import functools
 import operator
+import re
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.expression import Executable, TableClause
+from sqlalchemy.sql.util import find_tables
 
 from zbmc.db.engine import Checkpointer, WriteTurns, checkpoint
 
@@ -50,6 +56,11 @@ class _Compiled:
     row_type: Callable[..., Any] | None
     processors: tuple[tuple[int, Processor], ...]
     dml: bool  # INSERT, UPDATE or DELETE (counted in ``Tx.writes``, RETURNING or not)
+    # What ``Tx.later`` needs to know: the tables the statement writes, and every table it
+    # reads or writes (including, for a write, the tables that a foreign key links to its
+    # table in either direction); None when unknown (text).
+    writes: frozenset[str]
+    touches: frozenset[str] | None
     # The usual case on SQLite: no bind processor. Then the arguments are the parameters in
     # order, picked in C (set from the binds); the statement's literals are merged in last, so
     # a parameter can never replace one.
@@ -121,7 +132,14 @@ def _compile(clause: Executable, dialect: Dialect, columns: list[str] | None) ->
     if "POSTCOMPILE" in sql:
         raise ValueError("expanding (IN) parameters cannot be precompiled: use OR")
     defaults = compiled.params
-    names = compiled.positiontup if compiled.positional else list(compiled.binds)
+    positional = bool(compiled.positional)
+    names = compiled.positiontup if positional else list(compiled.binds)
+    if not positional and dialect.paramstyle == "pyformat":
+        # psycopg: ``%(name)s`` -> ``%s`` with the arguments in order, which psycopg takes
+        # without matching names per call, and which ``Tx.later`` can put side by side.
+        found = _NAMED.findall(sql)
+        if all(name in compiled.binds for name in found):
+            sql, names, positional = _NAMED.sub("%s", sql), found, True
     binds = []
     for name in names:
         bind = compiled.binds[name]
@@ -137,7 +155,54 @@ def _compile(clause: Executable, dialect: Dialect, columns: list[str] | None) ->
             if process is not None:
                 processors.append((index, process))
     dml = bool(getattr(clause, "is_dml", False))
-    return _Compiled(sql, bool(compiled.positional), tuple(binds), row_type, tuple(processors), dml)
+    writes, touches = _tables(clause, dml)
+    return _Compiled(
+        sql, positional, tuple(binds), row_type, tuple(processors), dml, writes, touches
+    )
+
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+def _tables(clause: Executable, dml: bool) -> tuple[frozenset[str], frozenset[str] | None]:
+    found = find_tables(
+        clause,  # type: ignore[arg-type]
+        check_columns=True,
+        include_aliases=True,
+        include_joins=True,
+        include_selects=True,
+        include_crud=True,
+    )
+    touches = {table.name for table in found if isinstance(table, TableClause)}
+    if not touches:
+        return frozenset(), None
+    writes: set[str] = set()
+    target = getattr(clause, "table", None)
+    if dml and isinstance(target, Table):
+        writes.add(target.name)
+        # a foreign key's check reads the other table (and a cascade would write it)
+        touches.update(key.column.table.name for key in target.foreign_keys)
+        for other in target.metadata.tables.values():
+            if any(key.column.table is target for key in other.foreign_keys):
+                touches.add(other.name)
+    elif dml:
+        return frozenset(), None
+    return frozenset(writes), frozenset(touches)
+
+
+def _independent(one: _Compiled, other: _Compiled) -> bool:
+    """Neither writes a table the other reads or writes (both known)."""
+    if one.touches is None or other.touches is None:
+        return False
+    return not (one.writes & other.touches or other.writes & one.touches)
+
+
+@functools.cache
+def _with(pending: tuple[str, ...], main: str) -> str:
+    """The SQL of ``main`` with the ``pending`` writes in front as data-modifying CTEs
+    (PostgreSQL; positional parameters, so the arguments go in the same order)."""
+    parts = ", ".join(f"_w{index} AS ({sql})" for index, sql in enumerate(pending))
+    return f"WITH {parts} {main}"
 
 
 class Tx:
@@ -145,14 +210,32 @@ class Tx:
     SQLAlchemy unit of work, through ``Tx.of``). ``writes`` counts the statements run through
     it that may have changed rows (an ``UPDATE ... RETURNING`` that returned nothing did not):
     unchanged since a point means nothing to undo since then (``zbmc.pipeline``'s shared
-    transactions on PostgreSQL)."""
+    transactions on PostgreSQL).
 
-    __slots__ = ("dbapi", "dialect", "writes")
+    ``later``: a write whose outcome its caller does not need. In a ``DirectDb`` transaction on
+    PostgreSQL it waits, and goes to the server with the next statement, as a data-modifying
+    CTE in front of it (one round trip instead of two; a ModifyInstanceBandwidth sends its
+    order INSERT and instance UPDATE with the replay guard's INSERT), when neither writes a
+    table the other reads or writes (foreign keys count as reads of both tables): the parts of
+    one statement see the same snapshot, so they must not depend on each other's changes.
+    Otherwise the waiting writes go first, on their own. Anything that reaches the DBAPI
+    connection (``dbapi``) or ends the transaction sends them first. So every statement sees
+    the writes called before it, as if each had been sent at once, and an error of a waiting
+    write is raised by a later statement (or the commit) of the same transaction. Elsewhere
+    (SQLite, a SQLAlchemy connection through ``Tx.of``) ``later`` is ``run``.
+    """
 
-    def __init__(self, dbapi_connection: Any, dialect: Dialect) -> None:
-        self.dbapi = dbapi_connection
+    __slots__ = ("_cursor", "_dbapi", "_waiting", "dialect", "writes")
+
+    def __init__(self, dbapi_connection: Any, dialect: Dialect, *, defer: bool = False) -> None:
+        self._dbapi = dbapi_connection
         self.dialect = dialect
         self.writes = 0
+        # (compiled, arguments) of the writes waiting (``later``); None: never wait
+        self._waiting: list[tuple[_Compiled, Sequence[Any]]] | None = [] if defer else None
+        # psycopg: one cursor for the transaction's statements (``connection.execute`` makes
+        # one per statement)
+        self._cursor: Any = dbapi_connection.cursor() if defer else None
 
     @classmethod
     def of(cls, db: Connection | Tx) -> Tx:
@@ -160,11 +243,37 @@ class Tx:
             return db
         return cls(db.connection.driver_connection, db.dialect)
 
-    # ``connection.execute`` (sqlite3 and psycopg both have it) opens the cursor in C; it is
-    # closed when the last reference goes, at the end of the method.
+    @property
+    def dbapi(self) -> Any:
+        """The DBAPI connection, with every waiting write sent."""
+        if self._waiting:
+            self.flush()
+        return self._dbapi
+
+    # ``connection.execute`` (sqlite3 and psycopg both have it; sqlite3 opens the cursor in C)
+    # closes the cursor when the last reference goes, at the end of the caller.
+    def _execute(self, compiled: _Compiled, params: Params | None) -> Any:
+        args = compiled.args(params or {})
+        waiting = self._waiting
+        if waiting is None:
+            return self._dbapi.execute(compiled.sql, args)
+        if waiting:
+            if (
+                compiled.positional
+                and not compiled.sql.startswith("WITH")
+                and all(_independent(compiled, pending) for pending, _ in waiting)
+            ):
+                sql = _with(tuple(pending.sql for pending, _ in waiting), compiled.sql)
+                merged = [value for _, pending_args in waiting for value in pending_args]
+                merged.extend(args)
+                waiting.clear()
+                return self._cursor.execute(sql, merged)
+            self.flush()
+        return self._cursor.execute(compiled.sql, args)
+
     def rows(self, statement: Statement, params: Params | None = None) -> list[Any]:
         compiled = statement.compiled(self.dialect)
-        raws = self.dbapi.execute(compiled.sql, compiled.args(params or {})).fetchall()
+        raws = self._execute(compiled, params).fetchall()
         if compiled.dml and raws:  # RETURNING gives one row per row changed
             self.writes += 1
         return compiled.rows(raws)
@@ -177,7 +286,33 @@ class Tx:
         """Execute a statement without result rows; return the number of rows it touched."""
         compiled = statement.compiled(self.dialect)
         self.writes += 1
-        return int(self.dbapi.execute(compiled.sql, compiled.args(params or {})).rowcount)
+        return int(self._execute(compiled, params).rowcount)
+
+    def later(self, statement: Statement, params: Params | None = None) -> None:
+        """Execute a write without result rows now or with the next statement (see above)."""
+        waiting = self._waiting
+        compiled = statement.compiled(self.dialect)
+        if waiting is None or compiled.touches is None or not compiled.positional:
+            self.run(statement, params)
+            return
+        if not all(_independent(compiled, pending) for pending, _ in waiting):
+            self.flush()
+        self.writes += 1
+        waiting.append((compiled, compiled.args(params or {})))  # type: ignore[arg-type]
+
+    def flush(self) -> None:
+        """Send the waiting writes (one statement)."""
+        waiting = self._waiting
+        if not waiting:
+            return
+        *pending, (last, args) = waiting
+        waiting.clear()
+        if not pending:
+            self._cursor.execute(last.sql, args)
+            return
+        merged = [value for _, pending_args in pending for value in pending_args]
+        merged.extend(args)
+        self._cursor.execute(_with(tuple(c.sql for c, _ in pending), last.sql), merged)
 
     def run_many(self, statement: Statement, params: Sequence[Params]) -> None:
         if not params:
@@ -249,12 +384,13 @@ class Transaction:
     """``DirectDb.transaction``: a class rather than a generator-based context manager, which
     costs measurably more on the request path."""
 
-    __slots__ = ("_db", "_held", "_write")
+    __slots__ = ("_db", "_held", "_tx", "_write")
 
     def __init__(self, db: DirectDb, write: bool) -> None:
         self._db = db
         self._write = write
         self._held: PoolProxiedConnection | None = None
+        self._tx: Tx | None = None
 
     def __enter__(self) -> Tx:
         db = self._db
@@ -264,7 +400,10 @@ class Transaction:
             if self._write and db.turns is not None:
                 db.turns.wait()
             dbapi.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")  # type: ignore[union-attr]
-        return Tx(dbapi, db.dialect)
+            tx = self._tx = Tx(dbapi, db.dialect)
+        else:
+            tx = self._tx = Tx(dbapi, db.dialect, defer=True)
+        return tx
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         held = self._held
@@ -274,6 +413,8 @@ class Transaction:
             return
         dbapi = held.driver_connection
         try:
+            assert self._tx is not None
+            self._tx.flush()
             dbapi.commit()  # type: ignore[union-attr]
         except BaseException:
             self._db._rollback(held)

@@ -231,7 +231,8 @@ def set_many(db: Db, changes: list[dict[str, Any]]) -> None:
 
 
 def set_values(db: Db, instance_id: str, **values: Any) -> None:
-    Tx.of(db).run(_setter(*sorted(values)), {"target_instance_id": instance_id, **values})
+    """(Sent with the transaction's next statement where it can: ``Tx.later``.)"""
+    Tx.of(db).later(_setter(*sorted(values)), {"target_instance_id": instance_id, **values})
 
 
 @functools.cache

@@ -241,8 +241,18 @@ class Pipeline:
         return Outcome(200, body.encode(), "OK", tenant_id)
 
     def _run(self, p: _Prepared) -> Outcome:
-        """One prepared call in its own transaction."""
+        """One prepared call in its own transaction. A call whose held connection turns out to
+        be broken before its COMMIT (PostgreSQL restarted since the last request) runs once
+        more on a new connection: nothing of it was committed."""
         if p.spec.direct:
+            transaction = self.direct.transaction(write=p.spec.write)
+            try:
+                with transaction as tx:
+                    return self._respond(tx, None, p)
+            except Exception:
+                if not transaction.lost:
+                    raise
+            log.warning("the database connection was lost; %s runs again", p.call.action)
             with self.direct.transaction(write=p.spec.write) as tx:
                 return self._respond(tx, None, p)
         with unit_of_work(self.engine, write=p.spec.write) as conn:

@@ -384,13 +384,17 @@ class Transaction:
     """``DirectDb.transaction``: a class rather than a generator-based context manager, which
     costs measurably more on the request path."""
 
-    __slots__ = ("_db", "_held", "_tx", "_write")
+    __slots__ = ("_db", "_held", "_tx", "_write", "lost")
 
     def __init__(self, db: DirectDb, write: bool) -> None:
         self._db = db
         self._write = write
         self._held: PoolProxiedConnection | None = None
         self._tx: Tx | None = None
+        # The transaction failed before its COMMIT was sent because the connection broke
+        # (PostgreSQL restarted or ended the session): nothing of it was committed, and the
+        # next transaction gets a new connection.
+        self.lost = False
 
     def __enter__(self) -> Tx:
         db = self._db
@@ -409,17 +413,25 @@ class Transaction:
         held = self._held
         assert held is not None
         if kind is not None:
-            self._db._rollback(held)
+            self._failed(held)
             return
         dbapi = held.driver_connection
         try:
             assert self._tx is not None
             self._tx.flush()
+        except BaseException:
+            self._failed(held)
+            raise
+        try:
             dbapi.commit()  # type: ignore[union-attr]
         except BaseException:
-            self._db._rollback(held)
+            self._db._rollback(held)  # whether it committed is unknown: not "lost"
             raise
         checkpointer = self._db.checkpointer
         if checkpointer is not None and checkpointer.restart_wanted:
             checkpointer.restart_wanted = False
             checkpoint(dbapi)
+
+    def _failed(self, held: PoolProxiedConnection) -> None:
+        self.lost = bool(getattr(held.driver_connection, "broken", False))  # psycopg's flag
+        self._db._rollback(held)

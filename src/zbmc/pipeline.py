@@ -238,7 +238,7 @@ class Pipeline:
         request_id = p.call.request_id
         data = {"requestId": request_id, **response.wire(p.version)}
         body = response.finish(_ENCODE({"requestId": request_id, "response": data}))
-        return Outcome(200, body.encode(), "OK", tenant_id)
+        return Outcome(200, body, "OK", tenant_id)
 
     def _run(self, p: _Prepared) -> Outcome:
         """One prepared call in its own transaction. A call whose held connection turns out to

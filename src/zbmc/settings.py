@@ -51,6 +51,9 @@ class Settings:
     # under concurrent load a batch waits up to this long for the requests on their way
     group_commit: bool = True
     group_commit_wait_seconds: float = 0.0005
+    # Each instance's encoded DescribeInstances answer is kept per process up to this many MiB
+    # (zbmc.services.bmc.fragments); 0 keeps none
+    describe_cache_mb: float = 64.0
     rate_limit: str | None = None  # e.g. "20/s,burst=40"; None = no default limit
     rate_limit_actions: str | None = None  # e.g. "ModifyInstanceBandwidth=5/s"
     # Shares rate-limit buckets across processes; may carry a password, so not in repr.
@@ -123,6 +126,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("HOST_DELAY_SECONDS", float),
         ("HOST_TIMEOUT_SECONDS", float),
         ("RELEASE_AFTER_SECONDS", int),
+        ("DESCRIBE_CACHE_MB", float),
     ):
         raw = _get(env, name)
         if raw is not None:
@@ -139,6 +143,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ValueError("ZBMC_KEEP_ALIVE_SECONDS must be between 1 and 3600")
     if not 0 <= settings.group_commit_wait_seconds <= 0.1:
         raise ValueError("ZBMC_GROUP_COMMIT_WAIT_SECONDS must be between 0 and 0.1")
+    if not 0 <= settings.describe_cache_mb <= 1024 * 1024:
+        raise ValueError("ZBMC_DESCRIBE_CACHE_MB must be between 0 and 1048576")
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ValueError("ZBMC_TLS_CERT and ZBMC_TLS_KEY go together: set both or neither")
     if settings.host_delay_seconds < 0 or settings.release_after_seconds < 0:

@@ -38,9 +38,10 @@ class WireModel(BaseModel):
         data: dict[str, Any] = to_wire(self, version)
         return data
 
-    def finish(self, body: str) -> str:
-        """The encoded answer; a subclass whose ``wire`` left placeholders fills them in."""
-        return body
+    def finish(self, body: str) -> bytes:
+        """The answer's bytes from its encoding; a subclass whose ``wire`` left placeholders
+        fills them in."""
+        return body.encode()
 
 
 def to_wire(value: Any, version: str) -> Any:

@@ -28,10 +28,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Table
+from sqlalchemy import JSON, Engine, String, Table, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import Executable, TableClause
+from sqlalchemy.sql.sqltypes import NullType
 from sqlalchemy.sql.util import find_tables
 
 from zbmc.db.engine import Checkpointer, WriteTurns, checkpoint
@@ -102,6 +107,33 @@ class _Compiled:
                 values[index] = process(values[index])
             rows.append(self.row_type(*values))
         return rows
+
+
+class InList(ColumnElement[bool]):
+    """``column IN`` the strings of one list parameter (``name``), which a ``Statement`` can
+    precompile, unlike ``in_``'s expanding parameter: ``= ANY(array)`` on PostgreSQL,
+    ``IN (SELECT value FROM json_each(?))`` on SQLite (the list goes as one JSON text)."""
+
+    inherit_cache = True
+    # not Boolean: on SQLite a Boolean expression in WHERE becomes ``(...) = 1``, which no index
+    # serves
+    type = NullType()
+
+    def __init__(self, column: ColumnElement[Any], name: str) -> None:
+        self.column = column
+        self.name = name
+
+
+@compiles(InList, "postgresql")
+def _in_list_postgres(element: InList, compiler: SQLCompiler, **kw: Any) -> str:
+    values = compiler.process(bindparam(element.name, type_=ARRAY(String)), **kw)
+    return f"{compiler.process(element.column, **kw)} = ANY({values})"
+
+
+@compiles(InList, "sqlite")
+def _in_list_sqlite(element: InList, compiler: SQLCompiler, **kw: Any) -> str:
+    values = compiler.process(bindparam(element.name, type_=JSON), **kw)
+    return f"{compiler.process(element.column, **kw)} IN (SELECT value FROM json_each({values}))"
 
 
 class Statement:

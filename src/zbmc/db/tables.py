@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -188,6 +189,9 @@ instances = Table(
     Column("host_op_due", BigInteger, nullable=True),
     Column("host_op_attempts", Integer, nullable=False, server_default="0"),
     Column("host_op_error", Text, nullable=True),
+    # A new random value whenever the row changes, set by the database (a trigger, migration
+    # 0010) whoever writes: DescribeInstances keeps each instance's encoded answer under it.
+    Column("row_version", BigInteger, nullable=False, server_default=FetchedValue()),
     Index("ix_instances_tenant", "tenant_id", "instance_id"),
     Index("ix_instances_host_op_due", "host_op_due"),
     Index("ix_instances_recycled_at", "recycled_at"),  # the worker's releases

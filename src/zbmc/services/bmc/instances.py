@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import functools
 import json
 import operator
@@ -12,25 +11,19 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from pydantic import Field, PrivateAttr
-from sqlalchemy import ColumnElement, Result, func, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import select, update
 
 from zbmc.clock import iso
 from zbmc.context import Context
-from zbmc.db.tables import images, instance_types, instances, tenants, zones
+from zbmc.db.tables import instances
 from zbmc.domain.changes import BY_TRAFFIC_PACKAGE, PREPAID
 from zbmc.domain.sizes import gb_to_tb
-from zbmc.errors import (
-    ImageNotFound,
-    InstanceNameExceed,
-    InstanceNotFound,
-    InstanceTypeNotFound,
-    InvalidParameter,
-    ZoneNotFound,
-)
+from zbmc.errors import InstanceNameExceed, InstanceNotFound, InvalidParameter
 from zbmc.registry import action
+from zbmc.services.bmc import fragments
 from zbmc.services.bmc.instance_types import InstanceType, instance_type_model
 from zbmc.services.bmc.shapes import EmptyResponse
+from zbmc.store import instance_pages as pages
 from zbmc.store import resource_groups
 from zbmc.wire import V2026, RequiredStr, StrList, WireModel, wire_keys
 
@@ -199,109 +192,49 @@ def instance_info(
     return InstanceInfo.model_construct(**fields)
 
 
-def instance_wire(
+def instance_fragment(
     row: Any,
-    type_wire: Any,
     is_ha: bool,
     image_name: str | None,
     group_names: dict[str, str] | None,
     version: str,
-) -> dict[str, Any]:
-    """``to_wire(instance_info(...), version)`` without building the models: a page of 100
-    cost 7 ms of CPU through them (docs/performance.md). ``type_wire``: what stands for the
-    instance type's wire form (``describe_instances`` passes a placeholder)."""
+) -> fragments.Fragment:
+    """The bytes of ``to_wire(instance_info(...), version)`` as the pipeline's encoder writes
+    them inside a page, without building the models (a page of 100 cost 7 ms of CPU through
+    them: docs/performance.md): up to the ``instanceType`` value, and after it."""
     wan_key, lan_key = _NIC_KEYS
     key_key, value_key = _TAG_KEYS
     wan, lan = _nic_names(row.nic, is_ha)
     tags = {_TAGS_KEY: [{key_key: t["key"], value_key: t["value"]} for t in row.tags]}
-    fields = _fields(
-        row, type_wire, is_ha, image_name, group_names, {wan_key: wan, lan_key: lan}, tags
-    )
-    pick, keys = _wire_order(version)
-    return dict(zip(keys, pick(fields), strict=True))
+    fields = _fields(row, None, is_ha, image_name, group_names, {wan_key: wan, lan_key: lan}, tags)
+    head, type_key, tail = _wire_order(version)
+    before = _ENCODE(dict(zip(head[1], head[0](fields), strict=True)))
+    after = _ENCODE(dict(zip(tail[1], tail[0](fields), strict=True)))
+    # '{..., "instanceTypeId": "M6C"}' + '{"ipxeUrl": ...}' around the type
+    return f"{before[:-1]}, {type_key}: ".encode(), f", {after[1:]}".encode()
+
+
+_Picker = tuple[Callable[[dict[str, Any]], tuple[Any, ...]], list[str]]
 
 
 @functools.cache
-def _wire_order(version: str) -> tuple[Callable[[dict[str, Any]], tuple[Any, ...]], list[str]]:
-    """The field values in wire order (picked in C) and their wire keys."""
+def _wire_order(version: str) -> tuple[_Picker, str, _Picker]:
+    """The field values before and after the instance type in wire order (picked in C) with
+    their wire keys, and the instance type's key as encoded."""
     pairs = wire_keys(InstanceInfo, version)
-    return operator.itemgetter(*(name for name, _ in pairs)), [key for _, key in pairs]
+    at = [name for name, _ in pairs].index("instance_type")
+
+    def picker(part: tuple[tuple[str, str], ...]) -> _Picker:
+        names = [name for name, _ in part]
+        pick = operator.itemgetter(*names)
+        return (pick if len(names) > 1 else lambda d: (pick(d),)), [key for _, key in part]
+
+    return picker(pairs[:at]), _ENCODE(pairs[at][1]), picker(pairs[at + 1 :])
 
 
 _NIC_KEYS = tuple(key for _, key in wire_keys(Nic, V2026))
 _TAG_KEYS = tuple(key for _, key in wire_keys(Tag, V2026))
 (_TAGS_KEY,) = (key for _, key in wire_keys(Tags, V2026))
-
-
-def _tuples(result: Result[Any]) -> list[Any]:
-    """The rows as named tuples: an attribute of a SQLAlchemy ``Row`` costs about 1 µs, 20 times
-    a named tuple's, and a page reads some 45 of each of its rows."""
-    make = _row_type(tuple(result.keys()))._make
-    return [make(row) for row in result]
-
-
-@functools.cache
-def _row_type(names: tuple[str, ...]) -> Any:
-    return collections.namedtuple("InstanceRow", names)
-
-
-def _exists(conn: Connection, column: Any, value: str) -> bool:
-    return conn.execute(select(column).where(column == value).limit(1)).first() is not None
-
-
-def _text_match(column: Any, pattern: str) -> ColumnElement[bool]:
-    # spec Q-I5: a trailing * is a case-sensitive prefix match, anything else is exact
-    if pattern.endswith("*"):
-        prefix = pattern[:-1]
-        return func.substr(column, 1, len(prefix)) == prefix
-    return column == pattern  # type: ignore[no-any-return]
-
-
-def _conditions(conn: Connection, tenant_id: str, req: DescribeInstancesRequest) -> list[Any]:
-    c = instances.c
-    where: list[Any] = [c.tenant_id == tenant_id]
-    if req.zone_id is not None:
-        if not _exists(conn, zones.c.zone_id, req.zone_id):
-            raise ZoneNotFound(zone_id=req.zone_id)
-        where.append(c.zone_id == req.zone_id)
-    if req.instance_type_id is not None:
-        if not _exists(conn, instance_types.c.instance_type_id, req.instance_type_id):
-            raise InstanceTypeNotFound(instance_type_id=req.instance_type_id)
-        where.append(c.instance_type_id == req.instance_type_id)
-    if req.image_id is not None:
-        if not _exists(conn, images.c.image_id, req.image_id):
-            raise ImageNotFound(image_id=req.image_id)
-        where.append(c.image_id == req.image_id)
-    if req.instance_ids is not None:
-        where.append(c.instance_id.in_(req.instance_ids))
-    if req.resource_group_id is not None:
-        where.append(func.coalesce(c.resource_group_id, "default") == req.resource_group_id)
-    if req.subnet_id is not None:
-        where.append(c.subnet_id == req.subnet_id)
-    for value, column in (
-        (req.internet_charge_type, c.internet_charge_type),
-        (req.instance_status, c.status),
-    ):
-        if value is not None:
-            where.append(column == value)
-    if req.instance_name is not None:
-        where.append(_text_match(c.instance_name, req.instance_name))
-    if req.hostname is not None:
-        where.append(_text_match(c.hostname, req.hostname))
-    if req.public_ip_addresses is not None:
-        where.append(c.primary_ip.in_(req.public_ip_addresses))
-    if req.private_ip_addresses is not None:
-        where.append(c.private_ip.in_(req.private_ip_addresses))
-    return where
-
-
-def _count(conn: Connection, tenant_id: str, where: list[Any]) -> int:
-    if len(where) == 1:  # only the tenant condition: the maintained count, not a scan
-        count = conn.execute(
-            select(tenants.c.instance_count).where(tenants.c.tenant_id == tenant_id)
-        ).scalar_one()
-        return int(count)
-    return int(conn.execute(select(func.count()).select_from(instances).where(*where)).scalar_one())
 
 
 def _tags_match(row: Any, req: DescribeInstancesRequest) -> bool:
@@ -317,95 +250,83 @@ def _tags_match(row: Any, req: DescribeInstancesRequest) -> bool:
     request=DescribeInstancesRequest,
     response=DescribeInstancesResponse,
     write=False,
+    direct=True,
 )
 def describe_instances(ctx: Context, req: DescribeInstancesRequest) -> DescribeInstancesResponse:
-    """List this tenant's instances, filtered and paged (pageNum from 1, pageSize up to 1000)."""
+    """List this tenant's instances, filtered and paged (pageNum from 1, pageSize up to 1000).
+
+    A page reads its keys, takes each instance's encoded answer from the process's cache
+    (``fragments``) and reads the full rows of the others only."""
     if not 1 <= req.page_size <= MAX_PAGE_SIZE:
         raise InvalidParameter(detail=f"invalid parameter `pageSize`: must be 1..{MAX_PAGE_SIZE}")
     if req.page_num < 1:
         raise InvalidParameter(detail="invalid parameter `pageNum`: must be at least 1")
-    conn = ctx.conn
-    where = _conditions(conn, ctx.tenant_id, req)
+    tx = ctx.tx
+    where = pages.filter_of(tx, ctx.tenant_id, req)
     offset = (req.page_num - 1) * req.page_size
-    query = select(instances).where(*where).order_by(instances.c.instance_id)
     if req.tag_keys or req.tags:
-        matching = [row for row in _tuples(conn.execute(query)) if _tags_match(row, req)]
-        total, rows = len(matching), matching[offset : offset + req.page_size]
+        matching = [row for row in pages.tagged_keys(tx, where) if _tags_match(row, req)]
+        total, keyed = len(matching), matching[offset : offset + req.page_size]
     else:
-        total = _count(conn, ctx.tenant_id, where)
-        rows = (
-            _tuples(conn.execute(query.limit(req.page_size).offset(offset)))
-            if total > offset
-            else []
-        )
-    type_ids = {row.instance_type_id for row in rows}
-    types = (
-        {
-            t.instance_type_id: instance_type_model(t, with_images=False)
-            for t in conn.execute(
-                select(instance_types).where(instance_types.c.instance_type_id.in_(type_ids))
-            )
-        }
-        if rows
-        else {}
-    )
-    image_ids = {row.image_id for row in rows if row.image_id}
-    names: dict[str, str] = {
-        row.image_id: row.image_name
-        for row in conn.execute(
-            select(images.c.image_id, images.c.image_name).where(images.c.image_id.in_(image_ids))
-        )
-    }
-    groups = resource_groups.names(conn, (row.resource_group_id for row in rows))
+        total = pages.count(tx, where)
+        keyed = pages.keys(tx, where, offset, req.page_size) if total > offset else []
     version = ctx.version
-    # Every row of a type carries the same instanceType object: it is encoded once, and the
-    # rows carry a placeholder string for it, unique to this answer (a random token), which
-    # ``finish`` replaces in the encoded body. The encoding was the largest cost of a page.
-    token = secrets.token_hex(8)
-    placeholders = {type_id: f"\x00{token}:{type_id}\x00" for type_id in types}
-    fragments = {
-        _ENCODE(placeholder): _ENCODE(types[type_id].wire(version))
-        for type_id, placeholder in placeholders.items()
+    if not keyed:
+        return DescribeInstancesPage.of(total, b"", version)
+    cache = fragments.cache(ctx.settings.describe_cache_mb)
+    found = cache.get([fragments.key_of(row, version) for row in keyed])
+    missing = [row.instance_id for row, hit in zip(keyed, found, strict=True) if hit is None]
+    built: dict[str, tuple[str, fragments.Fragment]] = {}
+    if missing:
+        new = []
+        for row in pages.rows(tx, missing):
+            groups = {row.resource_group_id: row.group_name} if row.group_name else None
+            fragment = instance_fragment(row, row.is_ha, row.image_name, groups, version)
+            built[row.instance_id] = (row.instance_type_id, fragment)
+            new.append((fragments.key_of(row, version), fragment))
+        cache.put(new)
+    parts: list[tuple[str, fragments.Fragment]] = []
+    for row, hit in zip(keyed, found, strict=True):
+        if hit is not None:
+            parts.append((row.instance_type_id, hit))
+        elif row.instance_id in built:  # else released between the two reads (PostgreSQL)
+            parts.append(built[row.instance_id])
+    # Every instance of a type shows the same instanceType object: encoded once per answer.
+    types = {
+        t.instance_type_id: _ENCODE(instance_type_model(t, with_images=False).wire(version))
+        for t in pages.types(tx, {type_id for type_id, _ in parts})
     }
-    data_set = [
-        instance_wire(
-            row,
-            placeholders[row.instance_type_id],
-            types[row.instance_type_id].is_ha,
-            names.get(row.image_id or ""),
-            groups,
-            version,
-        )
-        for row in rows
-    ]
-    return DescribeInstancesPage.of(total, data_set, version, fragments)
+    encoded = {type_id: text.encode() for type_id, text in types.items()}
+    body: list[bytes] = []
+    for type_id, (before, after) in parts:
+        body += (b", ", before, encoded[type_id], after)
+    return DescribeInstancesPage.of(total, b"".join(body[1:]), version)
 
 
 # The pipeline's encoder (zbmc.pipeline): the fragments must be encoded exactly as the body is.
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+# Stands for the data set in the envelope until ``finish`` puts the fragments there: only the
+# envelope (request id, total count) is searched for it, never the instances' data.
+_DATA_SET = secrets.token_hex(16)
+_DATA_SET_ENCODED = _ENCODE(_DATA_SET)
 
 
 class DescribeInstancesPage(DescribeInstancesResponse):
-    """A DescribeInstancesResponse built in its wire form for one version (``instance_wire``);
+    """A DescribeInstancesResponse as the encoded instances of its data set, for one version;
     ``tests/test_describe_instances_wire.py`` checks it is byte for byte what the models give."""
 
     _wired: dict[str, Any] = PrivateAttr()
     _version: str = PrivateAttr()
-    _fragments: dict[str, str] = PrivateAttr()
+    _data: bytes = PrivateAttr()
 
     @classmethod
-    def of(
-        cls,
-        total: int,
-        data_set: list[dict[str, Any]],
-        version: str,
-        fragments: dict[str, str],
-    ) -> DescribeInstancesPage:
+    def of(cls, total: int, data: bytes, version: str) -> DescribeInstancesPage:
+        """``data``: the data set's objects, encoded and separated as the encoder does."""
         page = cls.model_construct(total_count=total, data_set=[])
         keys = dict(wire_keys(DescribeInstancesResponse, version))
-        page._wired = {keys["total_count"]: total, keys["data_set"]: data_set}
+        page._wired = {keys["total_count"]: total, keys["data_set"]: [_DATA_SET] if data else []}
         page._version = version
-        page._fragments = fragments
+        page._data = data
         return page
 
     def wire(self, version: str) -> dict[str, Any]:
@@ -413,10 +334,11 @@ class DescribeInstancesPage(DescribeInstancesResponse):
             raise ValueError(f"built for {self._version}, asked for {version}")
         return self._wired
 
-    def finish(self, body: str) -> str:
-        for placeholder, fragment in self._fragments.items():
-            body = body.replace(placeholder, fragment)
-        return body
+    def finish(self, body: str) -> bytes:
+        if not self._data:
+            return body.encode()
+        before, _, after = body.partition(_DATA_SET_ENCODED)
+        return b"".join((before.encode(), self._data, after.encode()))
 
 
 def set_all(ctx: Context, instance_ids: list[str], **values: Any) -> None:

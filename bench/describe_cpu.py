@@ -1,0 +1,151 @@
+"""CPU per DescribeInstances page of 100, in process (no HTTP, no wrk): deterministic enough to
+compare two versions of the code on a busy machine.
+
+    .venv/bin/python bench/describe_cpu.py                       # this checkout, SQLite
+    .venv/bin/python bench/describe_cpu.py --backend postgres --a PYTHONPATH=/work/main/src
+    .venv/bin/python bench/describe_cpu.py --instances 1000000 --sweep   # memory at 1M
+
+Each side runs in a child process of its own (``--a``/``--b`` set its environment, e.g.
+``PYTHONPATH`` of another checkout), on a database of its own seeded with ``--instances``
+instances; the children take turns (A B B A ...), each timing ``--pages`` calls of
+``Pipeline.handle`` (pages 1..10 of 100 in a cycle, signed like the SDK) with
+``time.process_time``. ``--sweep`` asks for every page of the tenant once and prints the
+process's peak resident memory (what a describe cache holds for that many instances).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import seed
+import servers
+
+VERSION = "2026-02-01"
+HOST = "127.0.0.1:8080"
+
+
+def _child(args: argparse.Namespace) -> int:
+    from zbmc.auth import Credentials
+    from zbmc.clock import Clock
+    from zbmc.db.engine import create_db_engine
+    from zbmc.pipeline import Call, Pipeline, new_request_id
+    from zbmc.settings import load_settings
+    from zbmc.signature import ALGORITHM, SIGNED_HEADERS, sign
+
+    url = args.url
+    servers.zbmc(url, "admin", "db", "upgrade")
+    servers.zbmc(url, "admin", "catalogue", "load", "--demo")
+    tenant = servers.zbmc_json(url, "admin", "tenant", "create", "--name", "cpu")
+    engine = create_db_engine(url)
+    seed.bulk_instances(engine, tenant["tenantId"], int(time.time()), 0, args.instances)
+    settings = load_settings({**os.environ, "ZBMC_DATABASE_URL": url})
+    pipeline = Pipeline(engine, settings, Clock())
+    key_id, secret = tenant["accessKeyId"], tenant["accessKeyPassword"]
+
+    def call(page: int) -> Call:
+        body = json.dumps({"pageSize": 100, "pageNum": page}, separators=(",", ":")).encode()
+        stamp = str(int(time.time()))
+        signature = sign(secret, "application/json", HOST, stamp, body)
+        authorization = (
+            f"{ALGORITHM} Credential={key_id}, SignedHeaders={SIGNED_HEADERS}, "
+            f"Signature={signature}"
+        )
+        return Call(
+            new_request_id(),
+            "bmc",
+            "DescribeInstances",
+            VERSION,
+            Credentials(authorization, stamp, "application/json", HOST, body),
+        )
+
+    def page(n: int) -> None:
+        outcome = pipeline.handle(call(n))
+        if outcome.status != 200:
+            raise RuntimeError(outcome.body[:300])
+
+    if args.sweep:
+        started = time.perf_counter()
+        for n in range(1, -(-args.instances // 100) + 1):
+            page(n)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"sweep_seconds": time.perf_counter() - started, "max_rss_mb": rss}))
+    for n in range(1, 11):  # warm-up
+        page(n)
+    calls = [call(1 + n % 10) for n in range(args.pages)]
+    started = time.process_time()
+    for c in calls:
+        outcome = pipeline.handle(c)
+        assert outcome.status == 200
+    cpu = time.process_time() - started
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"cpu_ms_per_page": 1000 * cpu / args.pages, "max_rss_mb": rss}))
+    pipeline.close()
+    engine.dispose()
+    return 0
+
+
+def _env(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"expected NAME=VALUE, got {pair!r}")
+        out[name] = value
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--a", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--b", action="append", default=None, metavar="NAME=VALUE")
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--instances", type=int, default=1000)
+    parser.add_argument("--pages", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return _child(args)
+    sides = {"A": _env(args.a)}
+    if args.b is not None:
+        sides["B"] = _env(args.b)
+    results: dict[str, list[float]] = {name: [] for name in sides}
+    work = Path(tempfile.mkdtemp(prefix="zbmc-describe-cpu-"))
+    print(f"{args.backend}, load average {os.getloadavg()[0]:.2f}", flush=True)
+    names = list(sides)
+    for n in range(args.rounds):
+        for name in names if n % 2 == 0 else names[::-1]:
+            with contextlib.ExitStack() as stack:
+                url = stack.enter_context(servers.database(args.backend, work))
+                command = [sys.executable, __file__, "--child", "--url", url]
+                command += ["--instances", str(args.instances), "--pages", str(args.pages)]
+                command += ["--sweep"] if args.sweep else []
+                env = {**os.environ, "ZBMC_LOG_LEVEL": "warning", **sides[name]}
+                done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise SystemExit(f"{name} failed: {done.stdout}{done.stderr}")
+                lines = [json.loads(line) for line in done.stdout.splitlines() if line]
+                figure = lines[-1]["cpu_ms_per_page"]
+                results[name].append(figure)
+                extra = " ".join(f"{k} {v:.1f}" for line in lines for k, v in line.items())
+                print(f"{name}  {figure:7.3f} ms CPU/page  ({extra})", flush=True)
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    for name, figures in results.items():
+        print(f"{name} median: {statistics.median(figures):.3f} ms CPU/page")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""The queries of DescribeInstances, precompiled (``zbmc.db.direct``): one statement per shape
+of filter (which filters a request has, and whether its name patterns are prefixes), built and
+compiled the first time that shape is asked for.
+
+A page is read in two steps: its keys (each instance's id, ``row_version`` and what its answer
+takes from other tables: the image's name, the resource group's name, whether its type is HA),
+then the full rows of the instances whose encoded answer is not cached
+(``zbmc.services.bmc.fragments``)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from sqlalchemy import Integer, bindparam, func, literal_column, select
+
+from zbmc.db.direct import InList, Statement, Tx
+from zbmc.db.tables import images, instance_types, instances, resource_groups, tenants, zones
+from zbmc.errors import ImageNotFound, InstanceTypeNotFound, ZoneNotFound
+
+c = instances.c
+
+# Equality filters: request attribute -> column.
+_EQUAL = {
+    "zone_id": c.zone_id,
+    "instance_type_id": c.instance_type_id,
+    "image_id": c.image_id,
+    "subnet_id": c.subnet_id,
+    "internet_charge_type": c.internet_charge_type,
+    "instance_status": c.status,
+}
+# List filters: request attribute -> column.
+_LISTS = {
+    "instance_ids": c.instance_id,
+    "public_ip_addresses": c.primary_ip,
+    "private_ip_addresses": c.private_ip,
+}
+# Name patterns (spec Q-I5): a trailing * is a case-sensitive prefix match, else exact.
+_PATTERNS = {"instance_name": c.instance_name, "hostname": c.hostname}
+# Filters naming something that must exist (else its NOT_FOUND error).
+_MUST_EXIST = (
+    ("zone_id", zones.c.zone_id, ZoneNotFound),
+    ("instance_type_id", instance_types.c.instance_type_id, InstanceTypeNotFound),
+    ("image_id", images.c.image_id, ImageNotFound),
+)
+_EXISTS = {
+    name: Statement(select(column).where(column == bindparam("value")).limit(1))
+    for name, column, _ in _MUST_EXIST
+}
+
+
+class Filter(NamedTuple):
+    """A request's filters: ``shape`` picks the statements, ``params`` fills them."""
+
+    shape: tuple[str, ...]
+    params: dict[str, Any]
+
+
+def filter_of(tx: Tx, tenant_id: str, request: Any) -> Filter:
+    """The filter of a DescribeInstancesRequest (attribute access), after checking that the zone,
+    instance type and image it names exist."""
+    for name, _, error in _MUST_EXIST:
+        value = getattr(request, name)
+        if value is not None and tx.first(_EXISTS[name], {"value": value}) is None:
+            raise error(**{name: value})
+    shape: list[str] = []
+    params: dict[str, Any] = {"tenant_id": tenant_id}
+    for name in (*_EQUAL, *_LISTS, "resource_group_id"):
+        value = getattr(request, name)
+        if value is not None:
+            shape.append(name)
+            params[name] = value
+    for name in _PATTERNS:
+        pattern = getattr(request, name)
+        if pattern is not None:
+            if pattern.endswith("*"):
+                shape.append(f"{name}*")
+                params[name] = pattern[:-1]
+                params[f"{name}_length"] = len(pattern) - 1
+            else:
+                shape.append(name)
+                params[name] = pattern
+    return Filter(tuple(shape), params)
+
+
+def _conditions(shape: tuple[str, ...]) -> list[Any]:
+    where: list[Any] = [c.tenant_id == bindparam("tenant_id")]
+    for name in shape:
+        if name in _EQUAL:
+            where.append(_EQUAL[name] == bindparam(name))
+        elif name in _LISTS:
+            where.append(InList(_LISTS[name], name))
+        elif name == "resource_group_id":
+            group = func.coalesce(c.resource_group_id, literal_column("'default'"))
+            where.append(group == bindparam(name))
+        elif name.endswith("*"):
+            field = name[:-1]
+            length = bindparam(f"{field}_length", type_=Integer)
+            start = literal_column("1")  # inline: a bound literal breaks precompiling
+            where.append(func.substr(_PATTERNS[field], start, length) == bindparam(field))
+        else:
+            where.append(_PATTERNS[name] == bindparam(name))
+    return where
+
+
+_TENANT_COUNT = Statement(
+    select(tenants.c.instance_count).where(tenants.c.tenant_id == bindparam("tenant_id"))
+)
+
+
+@functools.cache
+def _count(shape: tuple[str, ...]) -> Statement:
+    query = select(func.count().label("count")).select_from(instances)
+    return Statement(query.where(*_conditions(shape)))
+
+
+def count(tx: Tx, where: Filter) -> int:
+    if not where.shape:  # only the tenant condition: the maintained count, not a scan
+        return int(tx.rows(_TENANT_COUNT, where.params)[0][0])
+    return int(tx.rows(_count(where.shape), where.params)[0][0])
+
+
+# What an instance's answer takes from other tables (in every key and every full row).
+_JOINED = (
+    instances.join(instance_types, instance_types.c.instance_type_id == c.instance_type_id)
+    .outerjoin(images, images.c.image_id == c.image_id)
+    .outerjoin(resource_groups, resource_groups.c.resource_group_id == c.resource_group_id)
+)
+_OUTSIDE = (
+    instance_types.c.is_ha,
+    images.c.image_name,
+    resource_groups.c.name.label("group_name"),
+)
+_KEY = (c.instance_id, c.row_version, c.instance_type_id, *_OUTSIDE)
+
+
+@functools.cache
+def _keys(shape: tuple[str, ...], tagged: bool) -> Statement:
+    query = (
+        select(*_KEY, *((c.tags,) if tagged else ()))
+        .select_from(_JOINED)
+        .where(*_conditions(shape))
+        .order_by(c.instance_id)
+    )
+    if not tagged:
+        query = query.limit(bindparam("limit")).offset(bindparam("offset"))
+    return Statement(query)
+
+
+def keys(tx: Tx, where: Filter, offset: int, limit: int) -> list[Any]:
+    """The keys of a page: ``instance_id``, ``row_version``, ``instance_type_id`` and
+    ``_OUTSIDE``, in page order."""
+    return tx.rows(_keys(where.shape, False), {**where.params, "offset": offset, "limit": limit})
+
+
+def tagged_keys(tx: Tx, where: Filter) -> list[Any]:
+    """Every key the filter selects, with the instance's ``tags`` (tag filters are applied by the
+    caller), in page order."""
+    return tx.rows(_keys(where.shape, True), where.params)
+
+
+# Every column an answer shows (``services.bmc.instances._fields``) and its key.
+_SHOWN = (
+    "zone_id",
+    "instance_name",
+    "hostname",
+    "image_id",
+    "ipxe_url",
+    "instance_charge_type",
+    "bandwidth",
+    "internet_charge_type",
+    "period",
+    "primary_ip",
+    "ipv6",
+    "private_ip",
+    "subnet_id",
+    "create_time",
+    "expired_time",
+    "resource_group_id",
+    "status",
+    "traffic_package_gb",
+    "raid_config",
+    "partitions",
+    "nic",
+    "auto_renew",
+    "key_id",
+    "tags",
+    "enable_gateway_mode",
+)
+_ROWS = Statement(
+    select(*_KEY, *(c[name] for name in _SHOWN))
+    .select_from(_JOINED)
+    .where(InList(c.instance_id, "instance_ids"))
+)
+_TYPES = Statement(
+    select(instance_types).where(InList(instance_types.c.instance_type_id, "type_ids"))
+)
+
+
+def rows(tx: Tx, instance_ids: Iterable[str]) -> list[Any]:
+    """The full rows of these instances (the key's columns, then every column shown)."""
+    return tx.rows(_ROWS, {"instance_ids": list(instance_ids)})
+
+
+def types(tx: Tx, type_ids: Iterable[str]) -> list[Any]:
+    return tx.rows(_TYPES, {"type_ids": list(type_ids)})

@@ -117,7 +117,7 @@ class InList(ColumnElement[bool]):
     inherit_cache = True
     # not Boolean: on SQLite a Boolean expression in WHERE becomes ``(...) = 1``, which no index
     # serves
-    type = NullType()
+    type = NullType()  # type: ignore[assignment]
 
     def __init__(self, column: ColumnElement[Any], name: str) -> None:
         self.column = column

@@ -97,7 +97,7 @@ def _conditions(shape: tuple[str, ...]) -> list[Any]:
         elif name.endswith("*"):
             field = name[:-1]
             length = bindparam(f"{field}_length", type_=Integer)
-            start = literal_column("1")  # inline: a bound literal breaks precompiling
+            start: Any = literal_column("1")  # inline: a bound literal breaks precompiling
             where.append(func.substr(_PATTERNS[field], start, length) == bindparam(field))
         else:
             where.append(_PATTERNS[name] == bindparam(name))

@@ -26,12 +26,26 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import seed
 import servers
 
 VERSION = "2026-02-01"
 HOST = "127.0.0.1:8080"
+
+
+def _profiler() -> Any:
+    """cProfile, which imports the standard ``profile`` module: bench/profile.py shadows it."""
+    here = Path(__file__).resolve().parent
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    sys.modules.pop("profile", None)
+    try:
+        import cProfile
+    finally:
+        sys.path[:] = saved
+    return cProfile.Profile()
 
 
 def _child(args: argparse.Namespace) -> int:
@@ -82,11 +96,19 @@ def _child(args: argparse.Namespace) -> int:
     for n in range(1, 11):  # warm-up
         page(n)
     calls = [call(1 + n % 10) for n in range(args.pages)]
+    profile = _profiler() if args.profile else None
     started = time.process_time()
+    if profile is not None:
+        profile.enable()
     for c in calls:
         outcome = pipeline.handle(c)
         assert outcome.status == 200
     cpu = time.process_time() - started
+    if profile is not None:
+        profile.disable()
+        import pstats
+
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(30)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"cpu_ms_per_page": 1000 * cpu / args.pages, "max_rss_mb": rss}))
     pipeline.close()
@@ -113,6 +135,7 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="cProfile one side, to stderr")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -132,10 +155,13 @@ def main() -> int:
                 command = [sys.executable, __file__, "--child", "--url", url]
                 command += ["--instances", str(args.instances), "--pages", str(args.pages)]
                 command += ["--sweep"] if args.sweep else []
+                command += ["--profile"] if args.profile else []
                 env = {**os.environ, "ZBMC_LOG_LEVEL": "warning", **sides[name]}
                 done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
                     raise SystemExit(f"{name} failed: {done.stdout}{done.stderr}")
+                if args.profile:
+                    print(done.stderr)
                 lines = [json.loads(line) for line in done.stdout.splitlines() if line]
                 figure = lines[-1]["cpu_ms_per_page"]
                 results[name].append(figure)

@@ -310,6 +310,14 @@ class Tx:
             self.writes += 1
         return compiled.rows(raws)
 
+    def tuples(self, statement: Statement, params: Params | None = None) -> list[Any]:
+        """The result rows as the driver gives them (plain tuples), for a query whose columns
+        need no result processing: a named tuple per row costs about 0.4 µs."""
+        compiled = statement.compiled(self.dialect)
+        if compiled.processors:
+            raise ValueError("this query's columns need processing: use rows()")
+        return self.dbapi.execute(compiled.sql, compiled.args(params or {})).fetchall()  # type: ignore[no-any-return]
+
     def first(self, statement: Statement, params: Params | None = None) -> Any | None:
         found = self.rows(statement, params)
         return found[0] if found else None

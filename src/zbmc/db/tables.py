@@ -103,6 +103,8 @@ instance_types = Table(
     Column("vpu_vendor", String(40), nullable=True),
     Column("vpu_card", String(40), nullable=True),
     Column("vpu_count", Integer, nullable=True),
+    # a new random value whenever the row changes (triggers, migration 0010), like instances'
+    Column("row_version", BigInteger, nullable=False, server_default=FetchedValue()),
 )
 
 # What is sold where, with the network defaults and the price list of that zone/type.

@@ -2,9 +2,9 @@
 of filter (which filters a request has, and whether its name patterns are prefixes), built and
 compiled the first time that shape is asked for.
 
-A page is read in two steps: its keys (each instance's id, ``row_version`` and what its answer
-takes from other tables: the image's name, the resource group's name, whether its type is HA),
-then the full rows of the instances whose encoded answer is not cached
+A page is read in two steps: its keys (each instance's id and ``row_version`` and what its
+answer takes from other tables: its type's id and ``row_version``, the image's name, the resource
+group's name), then the full rows of the instances whose encoded answer is not cached
 (``zbmc.services.bmc.fragments``)."""
 
 from __future__ import annotations
@@ -104,21 +104,21 @@ def _conditions(shape: tuple[str, ...]) -> list[Any]:
     return where
 
 
-_TENANT_COUNT = Statement(
-    select(tenants.c.instance_count).where(tenants.c.tenant_id == bindparam("tenant_id"))
+_TENANT_COUNT = select(tenants.c.instance_count).where(
+    tenants.c.tenant_id == bindparam("tenant_id")
 )
 
 
 @functools.cache
 def _count(shape: tuple[str, ...]) -> Statement:
+    if not shape:  # only the tenant condition: the maintained count, not a scan
+        return Statement(_TENANT_COUNT)
     query = select(func.count().label("count")).select_from(instances)
     return Statement(query.where(*_conditions(shape)))
 
 
 def count(tx: Tx, where: Filter) -> int:
-    if not where.shape:  # only the tenant condition: the maintained count, not a scan
-        return int(tx.rows(_TENANT_COUNT, where.params)[0][0])
-    return int(tx.rows(_count(where.shape), where.params)[0][0])
+    return int(tx.tuples(_count(where.shape), where.params)[0][0])
 
 
 # What an instance's answer takes from other tables (in every key and every full row).
@@ -127,36 +127,49 @@ _JOINED = (
     .outerjoin(images, images.c.image_id == c.image_id)
     .outerjoin(resource_groups, resource_groups.c.resource_group_id == c.resource_group_id)
 )
-_OUTSIDE = (
-    instance_types.c.is_ha,
+# An instance's key: what its answer is made of (``zbmc.services.bmc.fragments``).
+KEY = (
+    c.instance_id,
+    c.row_version,
+    c.instance_type_id,
+    instance_types.c.row_version.label("type_version"),
     images.c.image_name,
     resource_groups.c.name.label("group_name"),
 )
-_KEY = (c.instance_id, c.row_version, c.instance_type_id, *_OUTSIDE)
 
 
 @functools.cache
 def _keys(shape: tuple[str, ...], tagged: bool) -> Statement:
-    query = (
-        select(*_KEY, *((c.tags,) if tagged else ()))
-        .select_from(_JOINED)
-        .where(*_conditions(shape))
+    conditions = _conditions(shape)
+    if tagged:
+        query = select(*KEY, c.tags).select_from(_JOINED).where(*conditions)
+        return Statement(query.order_by(c.instance_id))
+    # The offset skips entries of the tenant's index only, and the joins run for the page's
+    # rows (on SQLite, page 10 of 100 cost 474 µs, then 215 µs). The total rides along.
+    page = (
+        select(c.instance_id.label("page_id"))
+        .where(*conditions)
         .order_by(c.instance_id)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+        .subquery("page")
     )
-    if not tagged:
-        query = query.limit(bindparam("limit")).offset(bindparam("offset"))
-    return Statement(query)
+    total = _count(shape).clause.scalar_subquery().correlate(None)  # type: ignore[attr-defined]
+    query = select(*KEY, total.label("total")).select_from(
+        page.join(_JOINED, c.instance_id == page.c.page_id)
+    )
+    return Statement(query.order_by(c.instance_id))
 
 
-def keys(tx: Tx, where: Filter, offset: int, limit: int) -> list[Any]:
-    """The keys of a page: ``instance_id``, ``row_version``, ``instance_type_id`` and
-    ``_OUTSIDE``, in page order."""
-    return tx.rows(_keys(where.shape, False), {**where.params, "offset": offset, "limit": limit})
+def keys(tx: Tx, where: Filter, offset: int, limit: int) -> list[tuple[Any, ...]]:
+    """The page's keys (``KEY``), each followed by the filter's total count, in page order (no
+    rows past the end: ``count``)."""
+    return tx.tuples(_keys(where.shape, False), {**where.params, "offset": offset, "limit": limit})
 
 
 def tagged_keys(tx: Tx, where: Filter) -> list[Any]:
-    """Every key the filter selects, with the instance's ``tags`` (tag filters are applied by the
-    caller), in page order."""
+    """Every key the filter selects (``KEY``), each followed by the instance's ``tags`` (tag
+    filters are applied by the caller), in page order."""
     return tx.rows(_keys(where.shape, True), where.params)
 
 
@@ -189,7 +202,7 @@ _SHOWN = (
     "enable_gateway_mode",
 )
 _ROWS = Statement(
-    select(*_KEY, *(c[name] for name in _SHOWN))
+    select(*KEY, instance_types.c.is_ha, *(c[name] for name in _SHOWN))
     .select_from(_JOINED)
     .where(InList(c.instance_id, "instance_ids"))
 )
@@ -199,7 +212,7 @@ _TYPES = Statement(
 
 
 def rows(tx: Tx, instance_ids: Iterable[str]) -> list[Any]:
-    """The full rows of these instances (the key's columns, then every column shown)."""
+    """The full rows of these instances: ``KEY``, ``is_ha``, then every column shown."""
     return tx.rows(_ROWS, {"instance_ids": list(instance_ids)})
 
 

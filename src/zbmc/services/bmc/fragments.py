@@ -2,19 +2,21 @@
 shows changes (docs/performance.md, "DescribeInstances: the fragment cache").
 
 An entry is the instance's JSON object as the pipeline's encoder writes it inside the page, in
-two parts around its ``instanceType`` (which the page splices in, encoded once per type and
-answer). Its key holds everything the object is made of:
+two parts around its ``instanceType`` (which the page splices in: each type is encoded once and
+kept apart, under its own ``row_version``). Its key (``zbmc.store.instance_pages.KEY``) holds
+everything the object is made of:
 
 * the instance id and ``row_version``, which the database itself sets to a new random value
-  whenever the row changes, whoever writes it (a trigger: migration 0010);
-* what comes from other tables, read with the key in the same statement: the image's name, the
-  resource group's name, whether the instance type is HA (the default NIC names);
-* the API version.
+  whenever the row changes, whoever writes it (triggers: migration 0010);
+* what comes from other tables, read with the key in the same statement: the instance type's
+  id and ``row_version`` (whether it is HA sets the default NIC names), the image's name, the
+  resource group's name;
+* and, by the map it is kept in, the API version.
 
 Nothing the object shows is computed from the clock. So an entry found under a page's key is
-byte for byte what the row gives now, and a changed row, a renamed image or group, another
-version is a different key: stale entries are never found, only evicted (least recently used
-first, once the entries exceed ``ZBMC_DESCRIBE_CACHE_MB``; 0 keeps none).
+byte for byte what the rows give now, and a changed row, a renamed image or group, a changed
+type is a different key: stale entries are never found, only evicted (least recently used
+first, once the entries of both versions exceed ``ZBMC_DESCRIBE_CACHE_MB``; 0 keeps none).
 """
 
 from __future__ import annotations
@@ -24,54 +26,70 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-# (instance_id, row_version, is_ha, image_name, group_name, version)
-Key = tuple[str, int, bool, str | None, str | None, str]
+# (instance_id, row_version, instance_type_id, type row_version, image_name, group_name)
+Key = tuple[Any, ...]
 Fragment = tuple[bytes, bytes]  # the object up to its instanceType's value, and after it
 
 # Bytes an entry takes besides its two fragments' contents (key tuple and strings, two bytes
-# objects' headers, the ordered dict's node), measured with tracemalloc at 1M instances
-# (bench/describe_cpu.py --sweep); used to keep the total under the limit.
+# objects' headers, the ordered dict's node), measured with tracemalloc (bench/describe_cpu.py
+# --sweep); used to keep the total under the limit.
 ENTRY_OVERHEAD = 420
+# Encoded instance types kept at most (a catalogue has a few dozen).
+MAX_TYPES = 1000
 
 
 class Fragments:
-    """A least-recently-used map of ``Key`` -> ``Fragment``, bounded by the bytes it holds.
-    Thread-safe (one lock per page's lookups or stores)."""
+    """Least-recently-used maps (one per API version) of ``Key`` -> ``Fragment``, bounded
+    together by the bytes they hold; and the encoded instance types by (id, row_version,
+    version). Thread-safe (one lock per page's lookups or stores)."""
 
     def __init__(self, limit_bytes: int) -> None:
         self.limit = limit_bytes
         self.size = 0
-        self._entries: collections.OrderedDict[Key, Fragment] = collections.OrderedDict()
+        self._maps: dict[str, collections.OrderedDict[Key, Fragment]] = {}
+        self._types: dict[tuple[Any, ...], bytes] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(len(entries) for entries in self._maps.values())
 
-    def get(self, keys: Sequence[Key]) -> list[Fragment | None]:
-        found: list[Fragment | None] = []
-        entries = self._entries
+    def get(self, version: str, keys: Sequence[Key]) -> list[Fragment | None]:
         with self._lock:
-            for key in keys:
-                fragment = entries.get(key)
+            entries = self._maps.get(version)
+            if entries is None:
+                return [None] * len(keys)
+            found = [entries.get(key) for key in keys]
+            for key, fragment in zip(keys, found, strict=True):
                 if fragment is not None:
                     entries.move_to_end(key)
-                found.append(fragment)
         return found
 
-    def put(self, items: Sequence[tuple[Key, Fragment]]) -> None:
-        entries = self._entries
+    def put(self, version: str, items: Sequence[tuple[Key, Fragment]]) -> None:
         with self._lock:
+            entries = self._maps.setdefault(version, collections.OrderedDict())
             for key, fragment in items:
                 if key not in entries:
                     entries[key] = fragment
                     self.size += _cost(fragment)
-            while self.size > self.limit and entries:
-                _, old = entries.popitem(last=False)
-                self.size -= _cost(old)
+            for oldest in (entries, *self._maps.values()):
+                while self.size > self.limit and oldest:
+                    _, old = oldest.popitem(last=False)
+                    self.size -= _cost(old)
+
+    def type_of(self, key: tuple[Any, ...]) -> bytes | None:
+        """The encoded instance type under (id, row_version, version)."""
+        return self._types.get(key)
+
+    def keep_type(self, key: tuple[Any, ...], encoded: bytes) -> None:
+        with self._lock:
+            if len(self._types) >= MAX_TYPES:
+                self._types.clear()
+            self._types[key] = encoded
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._maps.clear()
+            self._types.clear()
             self.size = 0
 
 
@@ -86,15 +104,3 @@ def cache(limit_mb: float) -> Fragments:
     """The process's cache, bounded by ``limit_mb`` (the setting of the calling server)."""
     _CACHE.limit = int(limit_mb * 1024 * 1024)
     return _CACHE
-
-
-def key_of(row: Any, version: str) -> Key:
-    """The key of a page's key row or full row (``zbmc.store.instance_pages``)."""
-    return (
-        row.instance_id,
-        row.row_version,
-        bool(row.is_ha),
-        row.image_name,
-        row.group_name,
-        version,
-    )

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from zbmc.clock import iso
 from zbmc.context import Context
+from zbmc.db.direct import Tx
 from zbmc.db.tables import instances
 from zbmc.domain.changes import BY_TRAFFIC_PACKAGE, PREPAID
 from zbmc.domain.sizes import gb_to_tb
@@ -268,39 +269,69 @@ def describe_instances(ctx: Context, req: DescribeInstancesRequest) -> DescribeI
         matching = [row for row in pages.tagged_keys(tx, where) if _tags_match(row, req)]
         total, keyed = len(matching), matching[offset : offset + req.page_size]
     else:
-        total = pages.count(tx, where)
-        keyed = pages.keys(tx, where, offset, req.page_size) if total > offset else []
+        keyed = pages.keys(tx, where, offset, req.page_size)
+        total = keyed[0][-1] if keyed else pages.count(tx, where)
     version = ctx.version
     if not keyed:
         return DescribeInstancesPage.of(total, b"", version)
+    # every key row is KEY and one more column (the total, or the tags)
+    keys = [row[:-1] for row in keyed]
     cache = fragments.cache(ctx.settings.describe_cache_mb)
-    found = cache.get([fragments.key_of(row, version) for row in keyed])
-    missing = [row.instance_id for row, hit in zip(keyed, found, strict=True) if hit is None]
-    built: dict[str, tuple[str, fragments.Fragment]] = {}
+    found = cache.get(version, keys)
+    missing = [key[0] for key, hit in zip(keys, found, strict=True) if hit is None]
+    parts = [(key[2], key[3], hit) for key, hit in zip(keys, found, strict=True)]
     if missing:
-        new = []
-        for row in pages.rows(tx, missing):
-            groups = {row.resource_group_id: row.group_name} if row.group_name else None
-            fragment = instance_fragment(row, row.is_ha, row.image_name, groups, version)
-            built[row.instance_id] = (row.instance_type_id, fragment)
-            new.append((fragments.key_of(row, version), fragment))
-        cache.put(new)
-    parts: list[tuple[str, fragments.Fragment]] = []
-    for row, hit in zip(keyed, found, strict=True):
-        if hit is not None:
-            parts.append((row.instance_type_id, hit))
-        elif row.instance_id in built:  # else released between the two reads (PostgreSQL)
-            parts.append(built[row.instance_id])
-    # Every instance of a type shows the same instanceType object: encoded once per answer.
-    types = {
-        t.instance_type_id: _ENCODE(instance_type_model(t, with_images=False).wire(version))
-        for t in pages.types(tx, {type_id for type_id, _ in parts})
-    }
-    encoded = {type_id: text.encode() for type_id, text in types.items()}
-    body: list[bytes] = []
-    for type_id, (before, after) in parts:
-        body += (b", ", before, encoded[type_id], after)
-    return DescribeInstancesPage.of(total, b"".join(body[1:]), version)
+        parts = _build(tx, cache, version, missing, parts)
+    return DescribeInstancesPage.of(total, b", ".join(_spliced(tx, cache, version, parts)), version)
+
+
+_Part = tuple[str, int, fragments.Fragment | None]  # instance type id, its row_version, fragment
+
+
+def _build(
+    tx: Tx, cache: fragments.Fragments, version: str, missing: list[str], parts: list[_Part]
+) -> list[_Part]:
+    """``parts`` with the fragments of the ``missing`` instances built from their rows (and
+    kept); on PostgreSQL a row may have changed since its key was read: the newer one shows."""
+    built: dict[str, _Part] = {}
+    new = []
+    width = len(pages.KEY)
+    for row in pages.rows(tx, missing):
+        groups = {row.resource_group_id: row.group_name} if row.group_name else None
+        fragment = instance_fragment(row, row.is_ha, row.image_name, groups, version)
+        built[row.instance_id] = (row.instance_type_id, row.type_version, fragment)
+        new.append((tuple(row[:width]), fragment))
+    cache.put(version, new)
+    ids = iter(missing)
+    done = []
+    for part in parts:
+        found = part if part[2] is not None else built.get(next(ids))
+        if found is not None:  # else released between the two reads (PostgreSQL)
+            done.append(found)
+    return done
+
+
+def _spliced(tx: Tx, cache: fragments.Fragments, version: str, parts: list[_Part]) -> list[bytes]:
+    """Each instance's object with its instanceType: every instance of a type shows the same
+    object, encoded once and kept under the type's id and ``row_version``."""
+    types: dict[tuple[str, int], bytes | None] = {}
+    for type_id, type_version, _ in parts:
+        if (type_id, type_version) not in types:
+            types[type_id, type_version] = cache.type_of((type_id, type_version, version))
+    fetched: dict[str, bytes] = {}
+    wanted = {type_id for (type_id, _), encoded in types.items() if encoded is None}
+    if wanted:  # new or changed types (on PostgreSQL maybe changed again since: the newer shows)
+        for t in pages.types(tx, wanted):
+            model = instance_type_model(t, with_images=False)
+            encoded = fetched[t.instance_type_id] = _ENCODE(model.wire(version)).encode()
+            cache.keep_type((t.instance_type_id, t.row_version, version), encoded)
+    spliced = []
+    for type_id, type_version, fragment in parts:
+        splice = fetched.get(type_id) or types[type_id, type_version]
+        if splice is None or fragment is None:
+            raise LookupError(f"instance type {type_id} is not in the catalogue")
+        spliced.append(b"".join((fragment[0], splice, fragment[1])))
+    return spliced
 
 
 # The pipeline's encoder (zbmc.pipeline): the fragments must be encoded exactly as the body is.

@@ -34,7 +34,7 @@ from zbmc.billing import orders as order_states
 from zbmc.billing.changes import CHANGES, Change
 from zbmc.clock import Clock
 from zbmc.db import bulk
-from zbmc.db.direct import Statement, Tx
+from zbmc.db.direct import NewRowVersion, Statement, Tx
 from zbmc.db.engine import WriteTurns, unit_of_work
 from zbmc.db.tables import instances, orders
 from zbmc.domain.changes import ENABLE
@@ -95,6 +95,7 @@ def _applier(change: Change) -> bulk.Updater:
             change.status_column: ENABLE,
             change.pending_column: None,
             change.order_column: None,
+            "row_version": NewRowVersion(),
         },
     )
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.elements import ClauseElement
 
 from zbmc.db.direct import Db, Statement, Tx
 
@@ -147,7 +148,7 @@ class Updater:
         table: Table,
         keys: Mapping[str, str],
         values: Mapping[str, str],
-        fixed: Mapping[str, Any] | None = None,
+        fixed: Mapping[str, Any] | None = None,  # values, or SQL expressions without parameters
     ) -> None:
         self.table = table
         self.keys = dict(keys)
@@ -167,7 +168,13 @@ class Updater:
             return
         sql = self._sql.get(tx.dialect.name) or self._compile(tx.dialect)
         params: dict[str, Any] = {name: [row[name] for row in rows] for name in self.names}
-        params.update({f"fixed_{column}": value for column, value in self.fixed.items()})
+        params.update(
+            {
+                f"fixed_{column}": value
+                for column, value in self.fixed.items()
+                if not isinstance(value, ClauseElement)
+            }
+        )
         tx.writes += 1
         tx.dbapi.execute(sql, params)
 
@@ -184,7 +191,10 @@ class Updater:
         )
         aliases = ", ".join(quote.quote(name) for name in columns.values())
         sets = [f"{quote.quote(c)} = v.{quote.quote(n)}" for c, n in self.values.items()]
-        sets += [f"{quote.quote(c)} = %(fixed_{c})s" for c in self.fixed]
+        for column, value in self.fixed.items():
+            inline = isinstance(value, ClauseElement)
+            given = str(value.compile(dialect=dialect)) if inline else f"%(fixed_{column})s"
+            sets.append(f"{quote.quote(column)} = {given}")
         where = " AND ".join(
             f"{table}.{quote.quote(c)} = v.{quote.quote(n)}" for c, n in self.keys.items()
         )

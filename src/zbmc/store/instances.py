@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, select
 
-from zbmc.db.direct import Db, Statement, Tx
+from zbmc.db.direct import Db, NewRowVersion, Statement, Tx
 from zbmc.db.tables import instance_types, instances, offerings
 from zbmc.domain.changes import InstanceFacts
 from zbmc.domain.pricing import PriceList
@@ -239,7 +239,9 @@ def set_values(db: Db, instance_id: str, **values: Any) -> None:
 def _setter(*columns: str) -> Statement:
     """The UPDATE of these columns (precompiled, zbmc.db.direct); its SET parameters are named
     after the columns."""
-    return Statement(_UPDATE, columns=[*columns, "target_instance_id"])
+    return Statement(
+        _UPDATE.values(row_version=NewRowVersion()), columns=[*columns, "target_instance_id"]
+    )
 
 
 # Instances in the recycle bin since before a moment (the worker releases them).

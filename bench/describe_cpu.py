@@ -9,8 +9,9 @@ Each side runs in a child process of its own (``--a``/``--b`` set its environmen
 ``PYTHONPATH`` of another checkout), on a database of its own seeded with ``--instances``
 instances; the children take turns (A B B A ...), each timing ``--pages`` calls of
 ``Pipeline.handle`` (pages 1..10 of 100 in a cycle, signed like the SDK) with
-``time.process_time``. ``--sweep`` asks for every page of the tenant once and prints the
-process's peak resident memory (what a describe cache holds for that many instances).
+``time.process_time``. ``--sweep`` first asks for every page of the tenant once (at most ``--sweep-pages``) and prints
+the process's peak resident memory (what a describe cache holds for that many instances; compare
+with ``--b ZBMC_DESCRIBE_CACHE_MB=0``).
 """
 
 from __future__ import annotations
@@ -89,10 +90,10 @@ def _child(args: argparse.Namespace) -> int:
 
     if args.sweep:
         started = time.perf_counter()
-        for n in range(1, -(-args.instances // 100) + 1):
+        for n in range(1, min(args.sweep_pages, -(-args.instances // 100)) + 1):
             page(n)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({"sweep_seconds": time.perf_counter() - started, "max_rss_mb": rss}))
+        print(json.dumps({"sweep_seconds": time.perf_counter() - started, "sweep_rss_mb": rss}))
     for n in range(1, 11):  # warm-up
         page(n)
     calls = [call(1 + n % 10) for n in range(args.pages)]
@@ -135,6 +136,7 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--sweep-pages", type=int, default=1_000_000_000)
     parser.add_argument("--profile", action="store_true", help="cProfile one side, to stderr")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -154,7 +156,7 @@ def main() -> int:
                 url = stack.enter_context(servers.database(args.backend, work))
                 command = [sys.executable, __file__, "--child", "--url", url]
                 command += ["--instances", str(args.instances), "--pages", str(args.pages)]
-                command += ["--sweep"] if args.sweep else []
+                command += ["--sweep", "--sweep-pages", str(args.sweep_pages)] if args.sweep else []
                 command += ["--profile"] if args.profile else []
                 env = {**os.environ, "ZBMC_LOG_LEVEL": "warning", **sides[name]}
                 done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)

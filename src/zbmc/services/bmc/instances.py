@@ -282,7 +282,7 @@ def describe_instances(ctx: Context, req: DescribeInstancesRequest) -> DescribeI
     parts = [(key[2], key[3], hit) for key, hit in zip(keys, found, strict=True)]
     if missing:
         parts = _build(tx, cache, version, missing, parts)
-    return DescribeInstancesPage.of(total, b", ".join(_spliced(tx, cache, version, parts)), version)
+    return DescribeInstancesPage.of(total, _spliced(tx, cache, version, parts), version)
 
 
 _Part = tuple[str, int, fragments.Fragment | None]  # instance type id, its row_version, fragment
@@ -311,27 +311,30 @@ def _build(
     return done
 
 
-def _spliced(tx: Tx, cache: fragments.Fragments, version: str, parts: list[_Part]) -> list[bytes]:
-    """Each instance's object with its instanceType: every instance of a type shows the same
-    object, encoded once and kept under the type's id and ``row_version``."""
-    types: dict[tuple[str, int], bytes | None] = {}
+def _spliced(tx: Tx, cache: fragments.Fragments, version: str, parts: list[_Part]) -> bytes:
+    """The data set: each instance's object with its instanceType, separated as the encoder
+    does. Every instance of a type shows the same object, encoded once and kept under the
+    type's id and ``row_version``."""
+    splices: dict[tuple[str, int], bytes | None] = {}
     for type_id, type_version, _ in parts:
-        if (type_id, type_version) not in types:
-            types[type_id, type_version] = cache.type_of((type_id, type_version, version))
-    fetched: dict[str, bytes] = {}
-    wanted = {type_id for (type_id, _), encoded in types.items() if encoded is None}
+        if (type_id, type_version) not in splices:
+            splices[type_id, type_version] = cache.type_of((type_id, type_version, version))
+    wanted = {type_id for (type_id, _), encoded in splices.items() if encoded is None}
     if wanted:  # new or changed types (on PostgreSQL maybe changed again since: the newer shows)
         for t in pages.types(tx, wanted):
             model = instance_type_model(t, with_images=False)
-            encoded = fetched[t.instance_type_id] = _ENCODE(model.wire(version)).encode()
+            encoded = _ENCODE(model.wire(version)).encode()
             cache.keep_type((t.instance_type_id, t.row_version, version), encoded)
-    spliced = []
+            for type_id, type_version in splices:
+                if type_id == t.instance_type_id:
+                    splices[type_id, type_version] = encoded
+    if None in splices.values():
+        raise LookupError("an instance's type is not in the catalogue")
+    pieces: list[Any] = []
     for type_id, type_version, fragment in parts:
-        splice = fetched.get(type_id) or types[type_id, type_version]
-        if splice is None or fragment is None:
-            raise LookupError(f"instance type {type_id} is not in the catalogue")
-        spliced.append(b"".join((fragment[0], splice, fragment[1])))
-    return spliced
+        if fragment is not None:
+            pieces += (b", ", fragment[0], splices[type_id, type_version], fragment[1])
+    return b"".join(pieces[1:])
 
 
 # The pipeline's encoder (zbmc.pipeline): the fragments must be encoded exactly as the body is.

@@ -335,7 +335,7 @@ class Tx:
         compiled = statement.compiled(self.dialect)
         if compiled.processors:
             raise ValueError("this query's columns need processing: use rows()")
-        return self.dbapi.execute(compiled.sql, compiled.args(params or {})).fetchall()  # type: ignore[no-any-return]
+        return self._execute(compiled, params).fetchall()  # type: ignore[no-any-return]
 
     def first(self, statement: Statement, params: Params | None = None) -> Any | None:
         found = self.rows(statement, params)

@@ -9,15 +9,16 @@ Each side runs in a child process of its own (``--a``/``--b`` set its environmen
 ``PYTHONPATH`` of another checkout), on a database of its own seeded with ``--instances``
 instances; the children take turns (A B B A ...), each timing ``--pages`` calls of
 ``Pipeline.handle`` (pages 1..10 of 100 in a cycle, signed like the SDK) with
-``time.process_time``. ``--sweep`` first asks for every page of the tenant once (at most ``--sweep-pages``) and prints
-the process's peak resident memory (what a describe cache holds for that many instances; compare
-with ``--b ZBMC_DESCRIBE_CACHE_MB=0``).
+``time.process_time``. ``--sweep`` first asks for every page of the tenant once (at most
+``--sweep-pages``) and prints how much the process's resident memory grew meanwhile (what a
+describe cache holds for that many instances; compare with ``--b ZBMC_DESCRIBE_CACHE_MB=0``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -34,6 +35,12 @@ import servers
 
 VERSION = "2026-02-01"
 HOST = "127.0.0.1:8080"
+
+
+def _rss_mb() -> float:
+    """The resident memory now (the peak, ru_maxrss, is the seeding's)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize() / 2**20
 
 
 def _profiler() -> Any:
@@ -89,11 +96,15 @@ def _child(args: argparse.Namespace) -> int:
             raise RuntimeError(outcome.body[:300])
 
     if args.sweep:
+        page(1)
+        before = _rss_mb()
         started = time.perf_counter()
         for n in range(1, min(args.sweep_pages, -(-args.instances // 100)) + 1):
             page(n)
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({"sweep_seconds": time.perf_counter() - started, "sweep_rss_mb": rss}))
+        seconds = time.perf_counter() - started
+        gc.collect()
+        grown = _rss_mb() - before
+        print(json.dumps({"sweep_seconds": seconds, "sweep_rss_growth_mb": grown}))
     for n in range(1, 11):  # warm-up
         page(n)
     calls = [call(1 + n % 10) for n in range(args.pages)]

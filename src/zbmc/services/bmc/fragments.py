@@ -31,9 +31,11 @@ Key = tuple[Any, ...]
 Fragment = tuple[bytes, bytes]  # the object up to its instanceType's value, and after it
 
 # Bytes an entry takes besides its two fragments' contents (key tuple and strings, two bytes
-# objects' headers, the ordered dict's node), measured with tracemalloc (bench/describe_cpu.py
-# --sweep); used to keep the total under the limit.
-ENTRY_OVERHEAD = 420
+# objects' headers, the ordered dict's node, the allocator's slack), so that the limit bounds
+# the process's memory: at 1M instances, 1500 pages read with a 64 MiB limit grew the resident
+# memory by 76.6 MB with 420 here (bench/describe_cpu.py --sweep; 0.1 MB without the cache),
+# i.e. about 1700 bytes an entry of some 1000 bytes of fragments.
+ENTRY_OVERHEAD = 700
 # Encoded instance types kept at most (a catalogue has a few dozen).
 MAX_TYPES = 1000
 

@@ -66,7 +66,8 @@ _ANY_DUE = Statement(
     .where(instances.c.host_op_due <= bindparam("ready"), instances.c.host_op.is_not(None))
     .limit(1)
 )
-_DUE = (
+# Precompiled (zbmc.db.direct): a busy worker runs it every tick.
+_DUE = Statement(
     select(*(instances.c[name] for name in _COLUMNS))
     .where(instances.c.host_op_due <= bindparam("ready"), instances.c.host_op.is_not(None))
     .order_by(instances.c.host_op_due)
@@ -96,7 +97,7 @@ def claim_due(
 ) -> tuple[int, int, list[Leased], bool]:
     """Carry out (or lease) the due operations. Returns (completed, failed by a fault, leased,
     more due)."""
-    rows = conn.execute(_DUE, {"ready": _ready(now, driver)}).all()
+    rows = Tx.of(conn).rows(_DUE, {"ready": _ready(now, driver)})
     completed = failed = 0
     leased: list[Leased] = []
     for row in rows:

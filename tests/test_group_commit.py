@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.conftest import StackFactory
 from tests.harness import Stack, Tenant
@@ -24,11 +24,13 @@ from zbmc import errors
 from zbmc.app import build_runtime
 from zbmc.auth import Credentials
 from zbmc.context import Context
-from zbmc.db.tables import instances
+from zbmc.db.tables import instances, orders
+from zbmc.drivers import NoopDriver
 from zbmc.pipeline import Call, Outcome, Pipeline, new_request_id
 from zbmc.settings import Settings
 from zbmc.signature import ALGORITHM, SIGNED_HEADERS, sign
 from zbmc.wire import V2026
+from zbmc.worker import Worker
 
 HOST = "127.0.0.1:8080"
 
@@ -48,9 +50,16 @@ def pipeline(stack: Stack) -> Iterator[Pipeline]:
     runtime.engine.dispose()
 
 
-def call(tenant: Tenant, action: str, body: dict[str, Any], *, secret: str | None = None) -> Call:
+def call(
+    tenant: Tenant,
+    action: str,
+    body: dict[str, Any],
+    *,
+    secret: str | None = None,
+    signed_at: int | None = None,
+) -> Call:
     raw = json.dumps(body).encode()
-    timestamp = str(int(time.time()))
+    timestamp = str(int(time.time()) if signed_at is None else signed_at)
     signature = sign(secret or tenant.access_key_password, "application/json", HOST, timestamp, raw)
     authorization = (
         f"{ALGORITHM} Credential={tenant.access_key_id}, SignedHeaders={SIGNED_HEADERS}, "
@@ -131,6 +140,41 @@ def test_calls_that_arrive_together_share_one_commit(
     assert len(set(numbers)) == 5
     assert {o["orderNumber"] for o in tenant.orders()} >= set(numbers)
     assert opened == [True]
+
+
+def test_a_replay_in_a_batch_is_refused_and_the_other_calls_applied(
+    stack: Stack, pipeline: Pipeline
+) -> None:
+    """The replay guard's records of a batch are written together after its calls (SQLite): a
+    signature applied before makes the batch run call by call, where the replay is refused
+    (docs/security.md) and the other calls are applied once."""
+    tenant = stack.tenant()
+    ids = [tenant.instance(instance_charge_type="POSTPAID", bandwidth=100) for _ in range(3)]
+    worker = Worker(pipeline.engine, pipeline.clock, NoopDriver())
+    captured = modify(tenant, ids[0], 150, signed_at=int(time.time()) - 10)
+    assert pipeline.handle(captured).status == 200
+    worker.tick()
+    assert pipeline.handle(modify(tenant, ids[0], 100)).status == 200
+    worker.tick()
+    outcomes = pipeline.handle_batch(
+        [modify(tenant, ids[1], 150), captured, modify(tenant, ids[2], 150)]
+    )
+    assert [o.status for o in outcomes] == [200, 401, 200]
+    assert answer(outcomes[1])["code"] == errors.SignatureReplayed.code
+    worker.tick()
+    assert [bandwidth_status(stack, i) for i in ids] == [("Enable", 100), *[("Enable", 150)] * 2]
+    engine = stack.engine()
+    try:
+        with engine.connect() as conn:
+            counted = conn.execute(
+                select(orders.c.instance_id, func.count())
+                .where(orders.c.instance_id.in_(ids))
+                .group_by(orders.c.instance_id)
+            )
+            per_instance = {str(row[0]): int(row[1]) for row in counted}
+    finally:
+        engine.dispose()
+    assert per_instance == {ids[0]: 2, ids[1]: 1, ids[2]: 1}
 
 
 def test_an_api_error_rolls_back_its_own_call_only(

@@ -74,6 +74,16 @@ def remember(tx: Tx, signature: str, signed_at: int, action: str) -> None:
         raise SignatureReplayed(action=action)
 
 
+def remember_all(tx: Tx, seen: list[tuple[int, int]]) -> bool:
+    """Record the applied writes of a shared transaction (``(signed_at, digest)`` each) with one
+    executemany; False if any of them was recorded before (its request may be a replay: the
+    caller then runs the transaction's requests one by one, each through ``remember``)."""
+    if not seen:
+        return True
+    params = [{"signed_at": signed_at, "digest": bits} for signed_at, bits in seen]
+    return tx.run_many(_REMEMBER[tx.dialect.name], params) == len(seen)
+
+
 def prune(conn: Connection, wall_now: int, window: int) -> int:
     """Delete the signatures no request can carry any more; returns how many."""
     horizon = wall_now - window - MARGIN_SECONDS

@@ -373,14 +373,16 @@ class Tx:
         merged.extend(args)
         self._cursor.execute(_with(tuple(c.sql for c, _ in pending), last.sql), merged)
 
-    def run_many(self, statement: Statement, params: Sequence[Params]) -> None:
+    def run_many(self, statement: Statement, params: Sequence[Params]) -> int:
+        """Execute a statement once per parameter set; return the rows touched in all."""
         if not params:
-            return
+            return 0
         compiled = statement.compiled(self.dialect)
         self.writes += 1
         cursor = self.dbapi.cursor()
         try:
             cursor.executemany(compiled.sql, [compiled.args(p) for p in params])
+            return int(cursor.rowcount)
         finally:
             cursor.close()
 

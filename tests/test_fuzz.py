@@ -29,6 +29,7 @@ from zbmc.signature import (
     HmacAuthorization,
     MalformedAuthorization,
     parse_authorization,
+    parse_general,
     signed_header_names,
 )
 
@@ -87,6 +88,24 @@ def test_parse_authorization_only_parses_or_reports_malformed(value: str) -> Non
     names = signed_header_names(parsed.signed_headers)
     assert {"content-type", "host"} <= set(names)
     assert list(names) == sorted(set(names))
+
+
+def _parsed(parse: Any, value: str) -> HmacAuthorization | str:
+    try:
+        return parse(value)  # type: ignore[no-any-return]
+    except MalformedAuthorization as exc:
+        return str(exc)
+
+
+@FUZZ
+@given(authorization_texts, st.sampled_from(["", " ", "\t", "\x1f", "\n"]))
+@example(f"{ALGORITHM} Credential=A=B, SignedHeaders={SIGNED_HEADERS}, Signature=ab", "")
+@example(f"{ALGORITHM} Credential=A\x1fB, SignedHeaders={SIGNED_HEADERS}, Signature=ab", "")
+def test_the_sdk_form_parses_as_the_general_parser_does(value: str, pad: str) -> None:
+    """The one-match path for the SDKs' header gives what the general parser gives."""
+    assert _parsed(parse_authorization, pad + value + pad) == _parsed(
+        parse_general, pad + value + pad
+    )
 
 
 def test_parse_authorization_accepts_the_sdk_format() -> None:

@@ -30,8 +30,24 @@ class MalformedAuthorization(ValueError):
     """The Authorization header cannot be parsed."""
 
 
+# The header exactly as the official SDKs write it, parsed in one match (on every request): for
+# any value it matches, the general parse below gives the same result (no whitespace or comma
+# inside the values, each name once).
+_SDK_FORM = re.compile(
+    rf"{ALGORITHM} Credential=([^\s,]+), SignedHeaders={SIGNED_HEADERS}, Signature=([^\s,]+)"
+)
+
+
 def parse_authorization(value: str) -> HmacAuthorization:
     """Parse ``ZC2-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...``."""
+    sdk = _SDK_FORM.fullmatch(value)
+    if sdk is not None:
+        return HmacAuthorization(sdk[1], SIGNED_HEADERS, sdk[2])
+    return parse_general(value)
+
+
+def parse_general(value: str) -> HmacAuthorization:
+    """``parse_authorization`` of any form (names in any order, optional whitespace)."""
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != ALGORITHM or not rest:
         raise MalformedAuthorization(f"the Authorization scheme must be {ALGORITHM} or Bearer")

@@ -221,6 +221,39 @@ def test_an_api_error_rolls_back_its_own_call_only(
     assert bandwidth_status(stack, second) == ("Enable", 100)
 
 
+def test_a_call_sees_what_an_earlier_call_of_its_batch_did_to_the_same_instance(
+    stack: Stack, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the instances of a batch's modifications are read at once, before its
+    first call (``Pipeline._prefetch``): a cancellation earlier in the batch must still be seen
+    by the modification of the same instance after it."""
+    tenant = stack.tenant()
+    prepaid = tenant.instance(bandwidth=200)
+    postpaid = tenant.instance(instance_charge_type="POSTPAID")
+    waiting = pipeline.handle_batch([modify(tenant, prepaid, 150)])
+    assert answer(waiting[0])["response"]["orderNumber"]
+    assert bandwidth_status(stack, prepaid) == ("WaitToEnable", 200)
+    opened = count_transactions(pipeline, monkeypatch)
+    outcomes = pipeline.handle_batch(
+        [
+            modify(tenant, postpaid, 150),
+            call(tenant, "CancelInstanceBandwidthDowngrade", {"instanceId": prepaid}),
+            modify(tenant, prepaid, 120),  # a new downgrade: the cancelled one is gone
+            modify(tenant, prepaid, 110),  # and this one finds the new one waiting
+        ]
+    )
+    assert opened == [True]
+    assert [o.code for o in outcomes] == [
+        "OK",
+        "OK",
+        "OK",
+        "OPERATION_FAILED_INSTANCE_BANDWIDTH_PROCESSING",
+    ]
+    assert bandwidth_status(stack, prepaid) == ("WaitToEnable", 200)
+    downgrades = [o for o in tenant.orders() if o["instanceId"] == prepaid]
+    assert sorted(o["state"] for o in downgrades) == ["CANCELLED", "WAIT_TO_ENABLE"]
+
+
 def test_an_unexpected_error_costs_the_others_nothing(
     stack: Stack, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,10 +10,14 @@ from zbmc.wire import V2022, V2026, VERSIONS, WireModel
 
 if TYPE_CHECKING:
     from zbmc.context import Context
+    from zbmc.db.direct import Tx
 
 Req = TypeVar("Req", bound=WireModel)
 Resp = TypeVar("Resp", bound=WireModel)
 Handler = Callable[["Context", Any], WireModel]
+# Given the calls of a batch (caller's tenant id, validated request), loads and locks in one
+# statement the rows their handlers will load (``Pipeline._shared``, PostgreSQL).
+Prefetch = Callable[["Tx", list[tuple[str, Any]]], None]
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class ActionSpec:
     # The API versions that have this action (the SDK's clients differ: spec README §8);
     # another version answers 400 INVALID_ACTION, as for an unknown action.
     versions: tuple[str, ...] = VERSIONS
+    # PostgreSQL group commit: what to load for the batch's calls of this action at once.
+    prefetch: Prefetch | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ def action(
     direct: bool = False,
     service: str = "bmc",
     versions: tuple[str, ...] | None = None,  # None: every version of the service
+    prefetch: Prefetch | None = None,
 ) -> Callable[[Callable[[Context, Req], Resp]], Callable[[Context, Req], Resp]]:
     def register(handler: Callable[[Context, Req], Resp]) -> Callable[[Context, Req], Resp]:
         key = (service, name)
@@ -76,6 +83,7 @@ def action(
             (handler.__doc__ or "").strip(),
             direct,
             SERVICES[service].versions if versions is None else versions,
+            prefetch,
         )
         return handler
 

@@ -276,7 +276,7 @@ class Tx:
     (SQLite, a SQLAlchemy connection through ``Tx.of``) ``later`` is ``run``.
     """
 
-    __slots__ = ("_cursor", "_dbapi", "_waiting", "dialect", "writes")
+    __slots__ = ("_cursor", "_dbapi", "_waiting", "dialect", "memo", "writes")
 
     def __init__(self, dbapi_connection: Any, dialect: Dialect, *, defer: bool = False) -> None:
         self._dbapi = dbapi_connection
@@ -287,6 +287,9 @@ class Tx:
         # psycopg: one cursor for the transaction's statements (``connection.execute`` makes
         # one per statement)
         self._cursor: Any = dbapi_connection.cursor() if defer else None
+        # Rows read ahead for later statements of this transaction, by whoever reads them
+        # (``zbmc.store.instances.prefetch_for_change``), who also drops them when written.
+        self.memo: dict[Any, Any] = {}
 
     @classmethod
     def of(cls, db: Connection | Tx) -> Tx:

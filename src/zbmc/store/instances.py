@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import ARRAY, String, and_, any_, bindparam, select
 
 from zbmc.db.direct import Db, NewRowVersion, Statement, Tx
 from zbmc.db.tables import instance_types, instances, offerings
@@ -99,6 +100,16 @@ def _by_id(query: Any) -> Any:
 _LOAD = Statement(_by_id(INSTANCE_WITH_CATALOGUE))
 _LOAD_LOCKED = Statement(_by_id(INSTANCE_WITH_CATALOGUE).with_for_update(of=instances))
 _LOAD_FOR_CHANGE = Statement(_by_id(_FOR_CHANGE).with_for_update(of=instances))
+# PostgreSQL (arrays): the rows of several calls at once, locked in instance id order.
+_LOAD_FOR_CHANGE_MANY = Statement(
+    _FOR_CHANGE.where(
+        instances.c.instance_id == any_(bindparam("instance_ids", type_=ARRAY(String))),
+        instances.c.tenant_id == any_(bindparam("tenant_ids", type_=ARRAY(String))),
+    )
+    .order_by(instances.c.instance_id)
+    .with_for_update(of=instances)
+)
+_PREFETCHED = "load_for_change"  # the key prefix of the rows it keeps in ``Tx.memo``
 _PRICES = Statement(
     select(
         offerings.c.zone_id.label("offer_zone_id"),
@@ -119,8 +130,32 @@ def load(db: Db, tenant_id: str, instance_id: str, *, lock: bool) -> Any:
 
 def load_for_change(db: Db, tenant_id: str, instance_id: str) -> Any:
     """Like ``load(..., lock=True)``, with only what ``facts`` and ``zbmc.billing.changes``
-    read (no prices: ``offering_prices``)."""
-    return _found(db, _LOAD_FOR_CHANGE, tenant_id, instance_id)
+    read (no prices: ``offering_prices``); a row ``prefetch_for_change`` read is used once."""
+    tx = Tx.of(db)
+    row = tx.memo.pop((_PREFETCHED, instance_id), None)
+    if row is not None and row.tenant_id == tenant_id:
+        return row
+    return _found(tx, _LOAD_FOR_CHANGE, tenant_id, instance_id)
+
+
+def prefetch_for_change(db: Db, wanted: Sequence[tuple[str, str]]) -> None:
+    """PostgreSQL: load and lock in one statement the rows that ``load_for_change`` will be
+    asked for ((tenant id, instance id) pairs: the calls of a batch, ``Pipeline._shared``).
+    Each is used once; ``set_values`` drops an instance's (the only writer of instances in
+    the transactions that prefetch), so a later load of it reads it again."""
+    tx = Tx.of(db)
+    params = {
+        "instance_ids": sorted({instance_id for _, instance_id in wanted}),
+        "tenant_ids": sorted({tenant_id for tenant_id, _ in wanted}),
+    }
+    for row in tx.rows(_LOAD_FOR_CHANGE_MANY, params):
+        tx.memo[(_PREFETCHED, row.instance_id)] = row
+
+
+def prefetch_requests(tx: Tx, calls: list[tuple[str, Any]]) -> None:
+    """``ActionSpec.prefetch`` of the actions whose requests name one ``instance_id`` that
+    their handler loads with ``load_for_change``."""
+    prefetch_for_change(tx, [(tenant_id, request.instance_id) for tenant_id, request in calls])
 
 
 def _found(db: Db, statement: Statement, tenant_id: str, instance_id: str) -> Any:
@@ -227,12 +262,17 @@ def set_many(db: Db, changes: list[dict[str, Any]]) -> None:
     same other keys (column names)."""
     if changes:
         columns = sorted(name for name in changes[0] if name != "target_instance_id")
-        Tx.of(db).run_many(_setter(*columns), changes)
+        tx = Tx.of(db)
+        for change in changes:
+            tx.memo.pop((_PREFETCHED, change["target_instance_id"]), None)
+        tx.run_many(_setter(*columns), changes)
 
 
 def set_values(db: Db, instance_id: str, **values: Any) -> None:
     """(Sent with the transaction's next statement where it can: ``Tx.later``.)"""
-    Tx.of(db).later(_setter(*sorted(values)), {"target_instance_id": instance_id, **values})
+    tx = Tx.of(db)
+    tx.memo.pop((_PREFETCHED, instance_id), None)
+    tx.later(_setter(*sorted(values)), {"target_instance_id": instance_id, **values})
 
 
 @functools.cache

@@ -35,6 +35,7 @@ class InquiryPriceInstanceBandwidthResponse(WireModel):
     response=OrderResponse,
     write=True,
     direct=True,
+    prefetch=store.prefetch_requests,
 )
 def modify_instance_bandwidth(ctx: Context, req: ModifyInstanceBandwidthRequest) -> OrderResponse:
     """Change the outbound bandwidth cap (seed: ModifyInstanceBandwidth)."""

@@ -38,6 +38,7 @@ class InquiryPriceInstanceTrafficPackageResponse(WireModel):
     response=OrderResponse,
     write=True,
     direct=True,
+    prefetch=store.prefetch_requests,
 )
 def modify_instance_traffic_package(
     ctx: Context, req: ModifyInstanceTrafficPackageRequest

@@ -32,6 +32,7 @@ from typing import Any
 
 import seed
 import servers
+from ab import _env
 
 VERSION = "2026-02-01"
 HOST = "127.0.0.1:8080"
@@ -126,16 +127,6 @@ def _child(args: argparse.Namespace) -> int:
     pipeline.close()
     engine.dispose()
     return 0
-
-
-def _env(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"expected NAME=VALUE, got {pair!r}")
-        out[name] = value
-    return out
 
 
 def main() -> int:

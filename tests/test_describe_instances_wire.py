@@ -209,17 +209,7 @@ def test_every_column_changed_by_any_writer_shows_on_the_next_page(
     tenant = stack.tenant()
     instance_id = tenant.instance()
     tenant.instance()  # a neighbour on the same page, unchanged
-    group = f"rg-{tenant.tenant_id}"
-    engine = stack.engine()
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                insert(resource_groups).values(
-                    resource_group_id=group, tenant_id=tenant.tenant_id, name="before", created_at=0
-                )
-            )
-    finally:
-        engine.dispose()
+    group = stack.admin.json("resource-group", "add", tenant.tenant_id, "before")["resourceGroupId"]
     changes: list[tuple[Any, Any, dict[str, Any]]] = [
         (instances, instances.c.instance_id == instance_id, values) for values in COLUMN_CHANGES
     ]

@@ -173,8 +173,9 @@ def tagged_keys(tx: Tx, where: Filter) -> list[Any]:
     return tx.rows(_keys(where.shape, True), where.params)
 
 
-# Every column an answer shows (``services.bmc.instances._fields``) and its key.
-_SHOWN = (
+# Every column an answer shows (``services.bmc.instances._fields``) besides its key's: the
+# row_version trigger fires for an UPDATE of any of them (migration 0011).
+SHOWN = (
     "zone_id",
     "instance_name",
     "hostname",
@@ -202,7 +203,7 @@ _SHOWN = (
     "enable_gateway_mode",
 )
 _ROWS = Statement(
-    select(*KEY, instance_types.c.is_ha, *(c[name] for name in _SHOWN))
+    select(*KEY, instance_types.c.is_ha, *(c[name] for name in SHOWN))
     .select_from(_JOINED)
     .where(InList(c.instance_id, "instance_ids"))
 )

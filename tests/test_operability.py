@@ -320,3 +320,35 @@ def test_sigterm_lets_the_request_in_flight_finish(
     code = stack.process.wait(timeout=60)
     assert code in (0, -signal.SIGTERM)
     assert "Finished server process" in (stack.log_path or Path()).read_text()
+
+
+def test_request_latencies_land_in_the_buckets_histogram_observe_picks() -> None:
+    """observe_request adds to prometheus-client's value objects directly: each latency lands
+    in the bucket Histogram.observe picks (a bound itself counts as within it)."""
+    from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+
+    from zbmc import metrics
+    from zbmc.auth import Credentials
+    from zbmc.pipeline import Call, Outcome
+
+    registry = CollectorRegistry()
+    bounds = metrics.LATENCY._upper_bounds
+    reference = Histogram("reference", "same buckets", buckets=bounds, registry=registry)
+
+    def buckets(source: Any, name: str, **labels: str) -> dict[str, float]:
+        return {
+            sample.labels["le"]: sample.value
+            for family in source.collect()
+            for sample in family.samples
+            if sample.name == f"{name}_bucket"
+            and all(sample.labels.get(k) == v for k, v in labels.items())
+        }
+
+    action = "DescribeZones"
+    call = Call("T1", "bmc", action, None, Credentials(None, None, "", "", b""))
+    before = buckets(REGISTRY, "zbmc_request_duration_seconds", action=action)
+    for seconds in (0.0, 0.0005, 0.001, 0.0011, 0.0025, 0.004, 0.05, 0.07, 1.0, 4.9, 5.0, 99.0):
+        metrics.observe_request(call, Outcome(200, b"", "OK"), seconds, {action})
+        reference.observe(seconds)
+    after = buckets(REGISTRY, "zbmc_request_duration_seconds", action=action)
+    assert {le: after[le] - before.get(le, 0.0) for le in after} == buckets(registry, "reference")

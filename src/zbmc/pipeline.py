@@ -58,11 +58,12 @@ class Outcome(NamedTuple):
 
 def new_request_id() -> str:
     """``T`` and an upper-case random (version 4) UUID, as the provider's request ids look."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex().upper()
-    return f"T{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = os.urandom(16).hex().upper()
+    # version 4 in the 13th digit; the RFC 4122 variant (10xx) in the 17th, keeping 2 random bits
+    return f"T{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = {f"{n:X}": "89AB"[n & 3] for n in range(16)}
 
 
 # Built once: json.dumps with any non-default option builds an encoder per call (0.6 µs).

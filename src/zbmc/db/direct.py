@@ -231,7 +231,8 @@ def _tables(clause: Executable, dml: bool) -> tuple[frozenset[str], frozenset[st
     target = getattr(clause, "table", None)
     if dml and isinstance(target, Table):
         writes.add(target.name)
-        # a foreign key's check reads the other table (and a cascade would write it)
+        # a foreign key's check reads the other table (and a cascade would write it). Triggers
+        # are not seen: the only ones (row_version, migrations 0010-0011) set their own row.
         touches.update(key.column.table.name for key in target.foreign_keys)
         for other in target.metadata.tables.values():
             if any(key.column.table is target for key in other.foreign_keys):

@@ -420,9 +420,15 @@ def _catalogue_rows(stack: Stack) -> dict[str, list[Any]]:
     engine = stack.engine()
     try:
         with engine.connect() as conn:
+            # row_version is DescribeInstances' cache key, not content: an update may renew it
             return {
                 table.name: [
-                    tuple(row) for row in conn.execute(select(table).order_by(*table.primary_key))
+                    tuple(row)
+                    for row in conn.execute(
+                        select(*(c for c in table.c if c.name != "row_version")).order_by(
+                            *table.primary_key
+                        )
+                    )
                 ]
                 for table in (zones, images, instance_types, offerings, address_pools)
             }

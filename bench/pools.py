@@ -45,6 +45,14 @@ class Timestamps:
 
 TIMESTAMPS = Timestamps()
 WRITES_PER_POOL = 40_000  # more than a write run of a few seconds sends
+MAX_WRITE_RATE = 6_000  # req/s a write pool is sized for (pool_size)
+
+
+def pool_size(seconds: float) -> int:
+    """Signed writes a pool needs for a load of ``seconds`` (its warm-up included): wrk must
+    never come back to its first request (the full run's 15-s loads ran past 40 000 and got
+    replay refusals, HTTP 403)."""
+    return max(WRITES_PER_POOL, int(seconds * MAX_WRITE_RATE))
 
 
 def signed(
@@ -98,7 +106,12 @@ def split(items: Sequence[str], threads: int) -> list[list[str]]:
 
 
 def modify_bandwidth(
-    host: str, key: tuple[str, str], current: dict[str, int], threads: int, version: str
+    host: str,
+    key: tuple[str, str],
+    current: dict[str, int],
+    threads: int,
+    version: str,
+    writes: int = WRITES_PER_POOL,
 ) -> list[list[str]]:
     """Per thread: every instance of its share to the other of 100/200 Mbps, then back.
 
@@ -110,9 +123,9 @@ def modify_bandwidth(
     (HTTP 403) and are reported as non-2xx.
 
     The two passes repeat, each pair signed with a new timestamp, until the pool holds
-    ``WRITES_PER_POOL`` requests: wrk never sends the same signed write twice.
+    ``writes`` requests: wrk never sends the same signed write twice.
     """
-    pairs = max(1, -(-WRITES_PER_POOL // (2 * max(1, len(current)))))
+    pairs = max(1, -(-writes // (2 * max(1, len(current)))))
     stamps = [TIMESTAMPS.take() for _ in range(pairs)]
     pools = []
     for share in split(sorted(current), threads):

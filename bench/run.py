@@ -233,7 +233,14 @@ class Run:
         self.ceiling(when=f"before {target} {dataset}")
         self.measure(
             server,
-            lambda t: pools.modify_bandwidth(host, key, _bandwidths(engine, pool), t, VERSION),
+            lambda t: pools.modify_bandwidth(
+                host,
+                key,
+                _bandwidths(engine, pool),
+                t,
+                VERSION,
+                pools.pool_size(self.plan.seconds + self.plan.warmup),
+            ),
             target=target,
             scenario="ModifyInstanceBandwidth (signed)",
             dataset=dataset,

@@ -19,13 +19,14 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from zbmc.cli.common import data_dir_option, json_option, require_head, settings_from
 from zbmc.cli.lazy import LazyGroup
 from zbmc.cli.output import emit
 from zbmc.clock import Clock, iso
 from zbmc.db.engine import MissingDriver, create_db_engine, unit_of_work
-from zbmc.db.migrate import current_revision, head_revision, is_at_head, upgrade
+from zbmc.db.migrate import current_revision, head_revision, upgrade
 from zbmc.domain.changes import INTERNET_CHARGE_TYPES
-from zbmc.settings import Settings, load_settings
+from zbmc.settings import Settings
 from zbmc.store import accounts
 from zbmc.tenancy import (
     NotFound,
@@ -36,8 +37,6 @@ from zbmc.tenancy import (
     revoke_token,
     top_up,
 )
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 class Amount(click.ParamType):  # type: ignore[type-arg]
@@ -81,10 +80,8 @@ def transaction(
 ) -> Iterator[tuple[Connection, int]]:
     """One transaction for the command; domain errors become clean CLI errors."""
     runtime = _runtime(ctx)
-    if check_schema and not is_at_head(runtime.engine):
-        raise click.ClickException(
-            "the database schema is behind the code; run `zbmc admin db upgrade` first"
-        )
+    if check_schema:
+        require_head(runtime.engine)
     try:
         with unit_of_work(runtime.engine) as conn:
             yield conn, runtime.clock.now(conn)
@@ -105,20 +102,11 @@ def transaction(
         "snapshot": "zbmc.cli.snapshots:snapshot",
     },
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Directory of the embedded SQLite database (env ZBMC_DATA_DIR, default ./zbmc-data). "
-    "Ignored when ZBMC_DATABASE_URL is set.",
-)
+@data_dir_option
 @click.pass_context
 def admin(ctx: click.Context, data_dir: Path | None) -> None:
     """Administer tenants, keys, catalogue, instances, orders and the clock."""
-    try:
-        settings = load_settings().with_overrides(data_dir=data_dir)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+    settings = settings_from(data_dir)
     try:
         runtime = Runtime(settings, create_db_engine(settings.effective_database_url), Clock())
     except MissingDriver as exc:

@@ -86,12 +86,9 @@ def agent(
     from zbmc.agent.kernel import Kernel, KernelError
     from zbmc.agent.meter import Meter
     from zbmc.agent.reconciler import Agent
-    from zbmc.settings import load_settings
+    from zbmc.cli.common import settings_from
 
-    try:
-        settings = load_settings()
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+    settings = settings_from(None)
     logs.configure(settings.log_format, settings.log_level)
     host = host_name or socket.gethostname()
     meter = Meter.load(state_dir / f"agent-{host}.json", host)

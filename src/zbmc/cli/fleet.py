@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from zbmc.cli.admin import json_option, transaction
+from zbmc.cli.admin import transaction
+from zbmc.cli.common import json_option
 from zbmc.cli.output import emit
 
 

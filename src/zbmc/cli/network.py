@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from zbmc.cli.admin import json_option, transaction
+from zbmc.cli.admin import transaction
+from zbmc.cli.common import json_option
 from zbmc.cli.output import emit
 from zbmc.store import attachments
 

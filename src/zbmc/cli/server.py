@@ -12,25 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy import Engine
 
 from zbmc import logs
+from zbmc.cli.common import data_dir_option, require_head, settings_from
 from zbmc.cli.output import emit
 from zbmc.db.engine import MissingDriver, unit_of_work
-from zbmc.db.migrate import is_at_head, upgrade
-from zbmc.settings import Settings, load_settings
+from zbmc.db.migrate import upgrade
+from zbmc.settings import Settings
 
 if TYPE_CHECKING:
     from zbmc.app import Runtime
     from zbmc.worker import TickReport
-
-
-def settings_from(data_dir: Path | None, **overrides: object) -> Settings:
-    try:
-        settings = load_settings()
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    return settings.with_overrides(data_dir=data_dir, **overrides)
 
 
 def runtime_of(settings: Settings) -> Runtime:
@@ -41,22 +33,6 @@ def runtime_of(settings: Settings) -> Runtime:
         return build_runtime(settings)
     except MissingDriver as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def require_head(engine: Engine) -> None:
-    if not is_at_head(engine):
-        raise click.ClickException(
-            "the database schema is behind the code; run `zbmc admin db upgrade` first"
-        )
-
-
-data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Directory of the embedded SQLite database (env ZBMC_DATA_DIR, default ./zbmc-data). "
-    "Ignored when ZBMC_DATABASE_URL is set.",
-)
 
 
 @click.command()

@@ -8,21 +8,16 @@ from contextlib import contextmanager
 import click
 
 from zbmc.cli.admin import Runtime
+from zbmc.cli.common import json_option, require_head
 from zbmc.cli.output import emit
-from zbmc.db.migrate import is_at_head
 from zbmc.snapshots import SnapshotError, Snapshots
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 @contextmanager
 def snapshots(ctx: click.Context) -> Iterator[Snapshots]:
     runtime = ctx.obj
     assert isinstance(runtime, Runtime)
-    if not is_at_head(runtime.engine):
-        raise click.ClickException(
-            "the database schema is behind the code; run `zbmc admin db upgrade` first"
-        )
+    require_head(runtime.engine)
     try:
         yield Snapshots(runtime.engine, runtime.clock)
     except SnapshotError as exc:

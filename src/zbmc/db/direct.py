@@ -24,7 +24,7 @@ import operator
 import re
 import threading
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -249,6 +249,16 @@ def _independent(one: _Compiled, other: _Compiled) -> bool:
     return not (one.writes & other.touches or other.writes & one.touches)
 
 
+def _in_front(
+    pending: Sequence[tuple[_Compiled, Sequence[Any]]], sql: str, args: Iterable[Any]
+) -> tuple[str, list[Any]]:
+    """``sql`` with the ``pending`` writes in front (``_with``) and the arguments of all, in
+    order."""
+    merged = [value for _, pending_args in pending for value in pending_args]
+    merged.extend(args)
+    return _with(tuple(compiled.sql for compiled, _ in pending), sql), merged
+
+
 @functools.cache
 def _with(pending: tuple[str, ...], main: str) -> str:
     """The SQL of ``main`` with the ``pending`` writes in front as data-modifying CTEs
@@ -318,9 +328,7 @@ class Tx:
                 and not compiled.sql.startswith("WITH")
                 and all(_independent(compiled, pending) for pending, _ in waiting)
             ):
-                sql = _with(tuple(pending.sql for pending, _ in waiting), compiled.sql)
-                merged = [value for _, pending_args in waiting for value in pending_args]
-                merged.extend(args)
+                sql, merged = _in_front(waiting, compiled.sql, args)
                 waiting.clear()
                 return self._cursor.execute(sql, merged)
             self.flush()
@@ -373,9 +381,7 @@ class Tx:
         if not pending:
             self._cursor.execute(last.sql, args)
             return
-        merged = [value for _, pending_args in pending for value in pending_args]
-        merged.extend(args)
-        self._cursor.execute(_with(tuple(c.sql for c, _ in pending), last.sql), merged)
+        self._cursor.execute(*_in_front(pending, last.sql, args))
 
     def run_many(self, statement: Statement, params: Sequence[Params]) -> int:
         """Execute a statement once per parameter set; return the rows touched in all."""

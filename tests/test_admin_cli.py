@@ -522,7 +522,9 @@ try:
     main(sys.argv[1:])
 except SystemExit as exc:
     assert exc.code in (0, None), exc.code
-print(sorted(sys.modules), file=sys.stderr)
+loaded = sorted(sys.modules)
+import json
+print(json.dumps(loaded), file=sys.stderr)
 """
 
 
@@ -535,7 +537,7 @@ def loaded_by(env: dict[str, str], *args: str) -> tuple[str, set[str]]:
         timeout=60,
         check=True,
     )
-    modules = set(json.loads(done.stderr.strip().splitlines()[-1].replace("'", '"')))
+    modules = set(json.loads(done.stderr.strip().splitlines()[-1]))
     return done.stdout, modules
 
 

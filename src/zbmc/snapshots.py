@@ -13,10 +13,10 @@ Restore and reset are one transaction each: every table is emptied and refilled 
 the sequences of generated ids), and the simulated clock is set back to the billing time of the
 snapshot, so it commits whole or not at all, and concurrent API requests see the state before
 or after, never a mixture. Neither runs under a worker tick: on PostgreSQL every write tick
-holds a shared advisory lock (``hold_off_restores``) that a restore must take exclusively and
-does not wait for; on SQLite a tick holds the database's write lock, which a restore waits for
-only ``BUSY_WAIT`` seconds (the length of an ordinary request or tick). A refused restore
-changes nothing (``Busy``).
+holds a shared advisory lock (``hold_off_restores``) that a restore must take exclusively; on
+SQLite a tick holds the database's write lock. On both, a restore waits for that lock only
+``BUSY_WAIT`` seconds (the length of an ordinary tick) and is then refused (``Busy``), which
+changes nothing.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ PG_PREFIX = "zbmc_snapshot_"
 INFO = "zbmc_snapshot_info"
 # Any number of ticks hold it shared; a restore or reset holds it exclusively.
 TICK_LOCK = 0x7A626D63
-BUSY_WAIT = 1.0  # seconds a SQLite restore waits for the write lock
+BUSY_WAIT = 1.0  # seconds a restore or reset waits for a running worker tick
 
 
 class SnapshotError(ValueError):
@@ -290,12 +290,16 @@ class Snapshots:
         with self.engine.connect() as conn:
             if not self.sqlite:
                 with conn.begin():
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(BUSY_WAIT * 1000)}ms'")
+                    try:
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TICK_LOCK})
+                    except OperationalError as exc:
+                        if "lock timeout" in str(exc):
+                            raise Busy(
+                                "a worker tick is in progress; nothing changed, try again"
+                            ) from None
+                        raise
                     conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
-                    taken = conn.execute(
-                        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": TICK_LOCK}
-                    ).scalar()
-                    if not taken:
-                        raise Busy("a worker tick is in progress; nothing changed, try again")
                     try:
                         yield conn
                     except OperationalError as exc:

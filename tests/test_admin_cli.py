@@ -523,8 +523,8 @@ try:
 except SystemExit as exc:
     assert exc.code in (0, None), exc.code
 loaded = sorted(sys.modules)
-import json
-print(json.dumps(loaded), file=sys.stderr)
+import gc, json
+print(json.dumps({"modules": loaded, "gc": gc.isenabled()}), file=sys.stderr)
 """
 
 
@@ -537,8 +537,9 @@ def loaded_by(env: dict[str, str], *args: str) -> tuple[str, set[str]]:
         timeout=60,
         check=True,
     )
-    modules = set(json.loads(done.stderr.strip().splitlines()[-1]))
-    return done.stdout, modules
+    probe = json.loads(done.stderr.strip().splitlines()[-1])
+    assert probe["gc"], "the garbage collector stays paused after a command's import"
+    return done.stdout, set(probe["modules"])
 
 
 def test_instance_create_loads_only_what_it_uses(fresh: Stack) -> None:
@@ -556,6 +557,8 @@ def test_instance_create_loads_only_what_it_uses(fresh: Stack) -> None:
     }
     assert not unwanted
     assert "zbmc.provisioning" in modules  # the probe sees what the command did import
+    postgres = "sqlalchemy.dialects.postgresql" in modules
+    assert postgres == fresh.database_url.startswith("postgresql")  # loaded only if used
 
 
 def test_help_lists_the_lazily_loaded_commands() -> None:

@@ -62,6 +62,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--pool", type=int, default=1000, help="POSTPAID instances changed")
     parser.add_argument(
+        "--pages",
+        type=int,
+        default=None,
+        help="describe: the first N pages of 100 (default: every page of the pool); bench/run.py"
+        " asks for the first 10",
+    )
+    parser.add_argument(
         "--tick", type=float, default=servers.WORKER_INTERVAL, help="worker interval (s)"
     )
     args = parser.parse_args()
@@ -95,7 +102,7 @@ def main() -> int:
 
     def load(side: Side, seconds: float) -> Measurement:
         if args.scenario == "describe":  # pageSize 100 over the pool's instances
-            pages = max(1, args.pool // 100)
+            pages = args.pages or max(1, args.pool // 100)
             requests = pools.describe_instances(side.server.host, side.key, pages, 1, VERSION)
         else:
             current = _bandwidths(side.engine, side.pool)
@@ -122,7 +129,8 @@ def main() -> int:
                 print(
                     f"{side.name}  {m.rps:8.1f} req/s  p50 {m.p50_ms:6.1f} ms"
                     f"  p99 {m.p99_ms:6.1f} ms"
-                    f"  cpu {m.cpu_ms_per_request} ms/req  non-2xx {m.non2xx}",
+                    f"  cpu {m.cpu_ms_per_request} ms/req  db cpu {m.db_cpu_ms_per_request} ms/req"
+                    f"  non-2xx {m.non2xx}",
                     flush=True,
                 )
     finally:
@@ -135,6 +143,7 @@ def main() -> int:
         print(
             f"{name} median: {statistics.median(m.rps for m in ms):.1f} req/s,"
             f" cpu {statistics.median(m.cpu_ms_per_request or 0 for m in ms):.3f} ms/req,"
+            f" db cpu {statistics.median(m.db_cpu_ms_per_request or 0 for m in ms):.3f} ms/req,"
             f" p50 {statistics.median(m.p50_ms for m in ms):.1f} ms,"
             f" p99 {statistics.median(m.p99_ms for m in ms):.1f} ms,"
             f" non-2xx {sum(m.non2xx for m in ms)}"

@@ -38,6 +38,9 @@ class Measurement:
     # CPU time the server process (all its threads) used per completed request: unlike req/s it
     # hardly depends on what else the machine runs; 1000 / this is the req/s of one free core.
     cpu_ms_per_request: float | None = None
+    # The same for the machine's PostgreSQL server (every ``postgres`` process): the database's
+    # own work per request, on the same cores (0 on SQLite, whose work is the server's).
+    db_cpu_ms_per_request: float | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -56,6 +59,18 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU time so far of every process named ``postgres`` (Linux /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):  # it may have ended meanwhile
+            head, _, rest = stat.read_text().rpartition(")")
+            if head.endswith("(postgres"):
+                fields = rest.split()
+                total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(
     host: str,
     pool: Sequence[Sequence[str]],
@@ -69,6 +84,7 @@ def wrk(
 ) -> Measurement:
     load_before = os.getloadavg()[0]
     cpu_before = cpu_seconds(pid) if pid else 0.0
+    db_before = postgres_cpu_seconds()
     with tempfile.TemporaryDirectory(prefix="zbmc-bench-") as tmp:
         pool_file = write_pool(Path(tmp) / "pool.lua", pool)
         command = [
@@ -86,6 +102,7 @@ def wrk(
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
     cpu = cpu_seconds(pid) - cpu_before if pid else None
+    db_cpu = postgres_cpu_seconds() - db_before
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed: {done.stdout}{done.stderr}")
     line = next(x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON "))
@@ -112,5 +129,8 @@ def wrk(
             round(1000 * cpu / data["requests"], 3)
             if cpu is not None and data["requests"]
             else None
+        ),
+        db_cpu_ms_per_request=(
+            round(1000 * db_cpu / data["requests"], 3) if data["requests"] else None
         ),
     )

@@ -127,8 +127,8 @@ def bulk_insert(engine: Engine, table: Table, rows: Iterator[dict[str, Any]]) ->
                 "UPDATE tenants SET instance_count = (SELECT COUNT(*) FROM instances"
                 " WHERE instances.tenant_id = tenants.tenant_id)"
             )
-    if postgres:
-        with engine.connect() as conn:
+    if postgres:  # (committed: an ANALYZE rolled back leaves no statistics)
+        with engine.begin() as conn:
             conn.exec_driver_sql(f"ANALYZE {table.name}")
     return Seeded(count, time.perf_counter() - started)
 

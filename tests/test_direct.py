@@ -13,7 +13,7 @@ from sqlalchemy import Engine, bindparam, select
 
 from tests.conftest import _check_backend
 from tests.harness import database
-from zbmc.db.direct import DirectDb, Statement, Tx
+from zbmc.db.direct import DirectDb, InlineInt, Statement, Tx
 from zbmc.db.engine import Checkpointer, WriteTurns, create_db_engine, unit_of_work
 from zbmc.db.migrate import upgrade
 from zbmc.db.tables import clock_state, instance_types
@@ -91,6 +91,39 @@ def test_a_named_parameter_is_required(engine: Engine) -> None:
     try:
         with pytest.raises(KeyError, match="type_id"), db.transaction(write=False) as tx:
             tx.first(_TYPE, {})
+    finally:
+        db.close()
+
+
+_TYPES_PAGE = Statement(
+    select(instance_types.c.instance_type_id)
+    .order_by(instance_types.c.instance_type_id)
+    .limit(InlineInt("limit"))
+    .offset(InlineInt("offset"))
+)
+
+
+def test_inline_integers_are_written_into_the_sql_on_postgresql(engine: Engine) -> None:
+    db = DirectDb(engine)
+    try:
+        with db.transaction(write=False) as tx:
+            pages = [
+                tx.tuples(_TYPES_PAGE.inline(limit=1, offset=n), {"limit": 1, "offset": n})
+                for n in range(3)
+            ]
+            # the same values give the same statement (and so psycopg's prepared one)
+            assert _TYPES_PAGE.inline(offset=1, limit=1) is _TYPES_PAGE.inline(limit=1, offset=1)
+        assert pages == [[("HA1",)], [("STD",)], []]
+        sql = _TYPES_PAGE.inline(limit=1, offset=2).compiled(engine.dialect).sql
+        if engine.dialect.name == "postgresql":
+            assert sql.rstrip().endswith("LIMIT 1 OFFSET 2"), sql
+            with (
+                pytest.raises(Exception, match="__zbmc_inline_limit__"),
+                db.transaction(write=False) as tx,
+            ):
+                tx.tuples(_TYPES_PAGE, {"limit": 1, "offset": 0})  # not inlined: refused
+        else:  # SQLite: ordinary parameters
+            assert "LIMIT ? OFFSET ?" in sql, sql
     finally:
         db.close()
 

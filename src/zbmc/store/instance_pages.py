@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Integer, bindparam, func, literal_column, select
 
-from zbmc.db.direct import InList, Statement, Tx
+from zbmc.db.direct import InlineInt, InList, Statement, Tx
 from zbmc.db.tables import images, instance_types, instances, resource_groups, tenants, zones
 from zbmc.errors import ImageNotFound, InstanceTypeNotFound, ZoneNotFound
 
@@ -150,8 +150,8 @@ def _keys(shape: tuple[str, ...], tagged: bool) -> Statement:
         select(c.instance_id.label("page_id"))
         .where(*conditions)
         .order_by(c.instance_id)
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
+        .limit(InlineInt("limit"))  # known to PostgreSQL's plan (``InlineInt``)
+        .offset(InlineInt("offset"))
         .subquery("page")
     )
     total = _count(shape).clause.scalar_subquery().correlate(None)  # type: ignore[attr-defined]
@@ -164,7 +164,8 @@ def _keys(shape: tuple[str, ...], tagged: bool) -> Statement:
 def keys(tx: Tx, where: Filter, offset: int, limit: int) -> list[tuple[Any, ...]]:
     """The page's keys (``KEY``), each followed by the filter's total count, in page order (no
     rows past the end: ``count``)."""
-    return tx.tuples(_keys(where.shape, False), {**where.params, "offset": offset, "limit": limit})
+    statement = _keys(where.shape, False).inline(offset=offset, limit=limit)
+    return tx.tuples(statement, {**where.params, "offset": offset, "limit": limit})
 
 
 def tagged_keys(tx: Tx, where: Filter) -> list[Any]:

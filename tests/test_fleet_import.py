@@ -92,6 +92,29 @@ def test_csv_import(fresh: Stack, tmp_path: Path) -> None:
     assert {(t.key, t.value) for t in one.tags.tags} == {("env", "prod"), ("team", "db")}
 
 
+def test_import_leaves_postgresql_statistics_current(fresh: Stack, tmp_path: Path) -> None:
+    """On PostgreSQL the import ends with ANALYZE: the planner knows the new rows at once."""
+    if not fresh.database_url.startswith("postgresql"):
+        pytest.skip("SQLite plans without table statistics")
+    tenant = fresh.tenant()
+    path = write_jsonl(
+        tmp_path / "fleet.jsonl",
+        [{**good(tenant.tenant_id), "instanceName": f"stat-{n}"} for n in range(50)],
+    )
+    fresh.admin.json("instance", "import", str(path))
+    engine = fresh.engine()
+    try:
+        with engine.connect() as conn:
+            # reltuples: -1 until the table's first ANALYZE or VACUUM, then what it counted
+            stats = conn.exec_driver_sql(
+                "SELECT relname, reltuples FROM pg_class"
+                " WHERE relname IN ('instances', 'addresses') ORDER BY relname"
+            ).all()
+    finally:
+        engine.dispose()
+    assert stats == [("addresses", 150), ("instances", 50)]  # public, private, IPv6 each
+
+
 def good(tenant_id: str, **extra: Any) -> dict[str, Any]:
     return {
         "tenantId": tenant_id,

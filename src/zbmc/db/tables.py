@@ -207,7 +207,7 @@ orders = Table(
     metadata,
     Column("order_number", String(40), primary_key=True),
     Column("tenant_id", String(40), ForeignKey("tenants.tenant_id"), nullable=False, index=True),
-    Column("instance_id", String(40), nullable=False, index=True),
+    Column("instance_id", String(40), nullable=False),
     Column("kind", String(32), nullable=False),  # BANDWIDTH | TRAFFIC_PACKAGE | RENEW ...
     Column("from_value", BigInteger, nullable=True),
     Column("to_value", BigInteger, nullable=True),
@@ -222,6 +222,10 @@ orders = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text, nullable=True),
     Index("ix_orders_due", "state", "effective_at"),
+    # An instance's orders in one state (metering's history of ENABLED changes, a release's
+    # withdrawal of WAIT_TO_ENABLE ones): with two equal columns SQLite picks it over
+    # ix_orders_due, whose state alone matches nearly every order (migration 0012).
+    Index("ix_orders_instance_state", "instance_id", "state"),
 )
 
 ledger = Table(

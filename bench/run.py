@@ -207,6 +207,7 @@ class Run:
                         self._hot_path(server, key, pool, engine, target, label(size))
                     if n == 0:
                         self._terminations(server, key, engine, tenant["tenantId"], target)
+                        seed.vacuum(engine)
                     self.measure(
                         server,
                         lambda t: pools.describe_instances(server.host, key, 10, t, VERSION),

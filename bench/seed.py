@@ -133,6 +133,16 @@ def bulk_insert(engine: Engine, table: Table, rows: Iterator[dict[str, Any]]) ->
     return Seeded(count, time.perf_counter() - started)
 
 
+def vacuum(engine: Engine) -> None:
+    """PostgreSQL: what autovacuum (on by default, off on the project's machine) does after a
+    phase that deleted or rewrote many rows: dead rows cleared, statistics current. Nothing on
+    SQLite."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
+
+
 def bulk_instances(
     engine: Engine, tenant_id: str, now: int, start: int, stop: int, base: int = BULK_BASE
 ) -> Seeded:

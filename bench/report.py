@@ -29,14 +29,15 @@ def render(data: dict[str, Any]) -> str:
         f"at end {machine['load_at_end'][0]:.1f}.",
         "",
         "| target | scenario | instances | conns | req/s | p50 ms | p99 ms | × ceiling "
-        "| server CPU ms/req | non-2xx | load |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server CPU ms/req | PostgreSQL CPU ms/req | non-2xx | load |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for m in data["measurements"]:
         lines.append(
             f"| {m['target']} | {m['scenario']} | {m['dataset']} | {m['connections']} "
             f"| {_cell(m['rps'])} | {_cell(m['p50_ms'], 2)} | {_cell(m['p99_ms'], 2)} "
             f"| {_cell(m['ratio'], 3)} | {_cell(m.get('cpu_ms_per_request'), 3)} "
+            f"| {_cell(m.get('db_cpu_ms_per_request') if 'postgres' in m['target'] else None, 3)} "
             f"| {m['non2xx']} | {_cell(m['load_before'])} |"
         )
     lines += [

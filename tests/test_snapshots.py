@@ -193,6 +193,28 @@ def test_restore_is_refused_while_a_worker_tick_runs(
     assert tenant.orders() == []
 
 
+def test_restore_waits_for_a_short_worker_tick(make_stack: StackFactory, tmp_path: Path) -> None:
+    """A tick shorter than BUSY_WAIT (the driver takes 0.3 s inside it) makes a restore wait,
+    not fail: on PostgreSQL it used to be refused at once, and a test suite restoring between
+    tests failed by bad luck (CI, stop 18)."""
+    driver = tmp_path / "driver.sh"
+    driver.write_text(f"#!/bin/sh\ntouch {tmp_path}/started\nsleep 0.3\n")
+    driver.chmod(driver.stat().st_mode | stat.S_IXUSR)
+    stack = make_stack(
+        ZBMC_ADMIN_TOKEN=TOKEN, ZBMC_DRIVER="command", ZBMC_DRIVER_COMMAND=str(driver)
+    )
+    tenant = stack.tenant()
+    instance_id = tenant.instance()
+    assert admin(stack, "POST", "snapshots", {"name": "before"}).status_code == 200
+    call(tenant, V2026, "ModifyInstanceBandwidth", instanceId=instance_id, bandwidthOutMbps=150)
+    wait_until((tmp_path / "started").exists, interval=0.005)
+
+    restored = admin(stack, "POST", "snapshots/before/restore")
+    assert restored.status_code == 200, restored.text
+    assert bandwidth(tenant, instance_id) == 100
+    assert tenant.orders() == []
+
+
 def test_snapshot_names_and_schema_revision(make_stack: StackFactory) -> None:
     stack = make_stack(start=False)
     assert "use 1 to 40 letters" in stack.admin.fails("snapshot", "save", "a b")

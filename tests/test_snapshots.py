@@ -153,17 +153,14 @@ def test_failed_restore_changes_nothing(make_stack: StackFactory) -> None:
     assert call(later, V2026, "DescribeZones").zoneSet
 
 
-def test_restore_is_refused_while_a_worker_tick_runs(
-    make_stack: StackFactory, tmp_path: Path
-) -> None:
-    """The network driver holds a tick open (it is called inside the tick's transaction)
-    until the test lets it go: a restore meanwhile is refused and changes nothing."""
+def tick_in_driver(
+    make_stack: StackFactory, tmp_path: Path, then: str
+) -> tuple[Stack, Tenant, str]:
+    """A stack whose network driver (called inside the worker tick's transaction) touches
+    ``started`` and then runs the shell line ``then``; a snapshot "before" is saved, and a
+    bandwidth change has started that tick when this returns."""
     driver = tmp_path / "driver.sh"
-    driver.write_text(
-        "#!/bin/sh\n"
-        f"touch {tmp_path}/started\n"
-        f"while [ ! -f {tmp_path}/release ]; do sleep 0.02; done\n"
-    )
+    driver.write_text(f"#!/bin/sh\ntouch {tmp_path}/started\n{then}\n")
     driver.chmod(driver.stat().st_mode | stat.S_IXUSR)
     stack = make_stack(
         ZBMC_ADMIN_TOKEN=TOKEN, ZBMC_DRIVER="command", ZBMC_DRIVER_COMMAND=str(driver)
@@ -172,8 +169,18 @@ def test_restore_is_refused_while_a_worker_tick_runs(
     instance_id = tenant.instance()
     assert admin(stack, "POST", "snapshots", {"name": "before"}).status_code == 200
     call(tenant, V2026, "ModifyInstanceBandwidth", instanceId=instance_id, bandwidthOutMbps=150)
-    wait_until((tmp_path / "started").exists)
+    wait_until((tmp_path / "started").exists, interval=0.005)
+    return stack, tenant, instance_id
 
+
+def test_restore_is_refused_while_a_worker_tick_runs(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    """The driver holds the tick open until the test lets it go: a restore meanwhile is
+    refused and changes nothing."""
+    stack, tenant, instance_id = tick_in_driver(
+        make_stack, tmp_path, f"while [ ! -f {tmp_path}/release ]; do sleep 0.02; done"
+    )
     refused = admin(stack, "POST", "snapshots/before/restore")
     assert refused.status_code == 409, refused.text
     assert refused.json()["code"] == "OPERATION_DENIED_WORKER_TICK_IN_PROGRESS"
@@ -197,18 +204,7 @@ def test_restore_waits_for_a_short_worker_tick(make_stack: StackFactory, tmp_pat
     """A tick shorter than BUSY_WAIT (the driver takes 0.3 s inside it) makes a restore wait,
     not fail: on PostgreSQL it used to be refused at once, and a test suite restoring between
     tests failed by bad luck (CI, stop 18)."""
-    driver = tmp_path / "driver.sh"
-    driver.write_text(f"#!/bin/sh\ntouch {tmp_path}/started\nsleep 0.3\n")
-    driver.chmod(driver.stat().st_mode | stat.S_IXUSR)
-    stack = make_stack(
-        ZBMC_ADMIN_TOKEN=TOKEN, ZBMC_DRIVER="command", ZBMC_DRIVER_COMMAND=str(driver)
-    )
-    tenant = stack.tenant()
-    instance_id = tenant.instance()
-    assert admin(stack, "POST", "snapshots", {"name": "before"}).status_code == 200
-    call(tenant, V2026, "ModifyInstanceBandwidth", instanceId=instance_id, bandwidthOutMbps=150)
-    wait_until((tmp_path / "started").exists, interval=0.005)
-
+    stack, tenant, instance_id = tick_in_driver(make_stack, tmp_path, "sleep 0.3")
     restored = admin(stack, "POST", "snapshots/before/restore")
     assert restored.status_code == 200, restored.text
     assert bandwidth(tenant, instance_id) == 100

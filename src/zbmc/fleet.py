@@ -317,6 +317,11 @@ def import_fleet(conn: Connection, text: str, *, csv_format: bool, now: int) -> 
             .where(tenants.c.tenant_id == tenant_id)
             .values(instance_count=tenants.c.instance_count + count)
         )
+    if ids and conn.dialect.name == "postgresql":
+        # Statistics that include the new rows (ANALYZE counts this transaction's own inserts),
+        # committed with them: the planner's choices for DescribeInstances depend on them, and
+        # autovacuum may come much later or never (docs/performance.md).
+        conn.exec_driver_sql("ANALYZE instances, addresses")
     return ids
 
 

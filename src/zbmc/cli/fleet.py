@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from zbmc.cli.admin import runtime_of, transaction
+from zbmc.cli.admin import transaction
 from zbmc.cli.common import json_option
 from zbmc.cli.output import emit
 
@@ -105,12 +105,6 @@ def instance_import(ctx: click.Context, file: Path, file_format: str | None, as_
     text = file.read_text(encoding="utf-8")
     with transaction(ctx) as (conn, now):
         ids = fleet.import_fleet(conn, text, csv_format=csv_format, now=now)
-    engine = runtime_of(ctx).engine
-    if ids and engine.dialect.name == "postgresql":
-        # Statistics for the new rows now, not when autovacuum gets to them (if it runs): the
-        # planner's choices for DescribeInstances depend on them (docs/performance.md).
-        with engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE instances, addresses")
     if as_json:
         emit({"imported": len(ids), "instanceIds": ids}, as_json)
     else:

@@ -68,7 +68,7 @@ class Runtime:
     clock: Clock
 
 
-def runtime_of(ctx: click.Context) -> Runtime:
+def _runtime(ctx: click.Context) -> Runtime:
     runtime = ctx.obj
     assert isinstance(runtime, Runtime)
     return runtime
@@ -79,7 +79,7 @@ def transaction(
     ctx: click.Context, *, check_schema: bool = True
 ) -> Iterator[tuple[Connection, int]]:
     """One transaction for the command; domain errors become clean CLI errors."""
-    runtime = runtime_of(ctx)
+    runtime = _runtime(ctx)
     if check_schema:
         require_head(runtime.engine)
     try:
@@ -127,7 +127,7 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Create or upgrade the schema to the latest migration."""
-    runtime = runtime_of(ctx)
+    runtime = _runtime(ctx)
     upgrade(runtime.engine)
     click.echo(f"database at revision {current_revision(runtime.engine)}")
 
@@ -136,7 +136,7 @@ def db_upgrade(ctx: click.Context) -> None:
 @click.pass_context
 def db_check(ctx: click.Context) -> None:
     """Exit non-zero unless the schema is at the latest migration."""
-    runtime = runtime_of(ctx)
+    runtime = _runtime(ctx)
     current, head = current_revision(runtime.engine), head_revision(runtime.engine)
     if current != head:
         raise click.ClickException(f"schema at {current}, code expects {head}")
@@ -251,7 +251,7 @@ def key() -> None:
 def key_create(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
     """Issue a new access key. JSON: {tenantId, accessKeyId, accessKeyPassword}."""
     with transaction(ctx) as (conn, _now):
-        new = create_key(conn, tenant_id, runtime_of(ctx).clock.wall())
+        new = create_key(conn, tenant_id, _runtime(ctx).clock.wall())
     emit(
         {
             "tenantId": new.tenant_id,
@@ -268,7 +268,7 @@ def key_create(ctx: click.Context, tenant_id: str, as_json: bool) -> None:
 def key_revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke an access key; requests signed with it fail from now on."""
     with transaction(ctx) as (conn, _now):
-        revoke_key(conn, key_id, runtime_of(ctx).clock.wall())
+        revoke_key(conn, key_id, _runtime(ctx).clock.wall())
     click.echo(f"revoked {key_id}")
 
 
@@ -292,7 +292,7 @@ def token_create(ctx: click.Context, tenant_id: str, days: int | None, as_json: 
     # Credentials live on the wall clock, as their checks do: a simulated billing clock moved
     # 30 days ahead must not make a one-day token last 31 real days.
     with transaction(ctx) as (conn, _now):
-        token_id, value = create_token(conn, tenant_id, runtime_of(ctx).clock.wall(), days)
+        token_id, value = create_token(conn, tenant_id, _runtime(ctx).clock.wall(), days)
     emit({"token": value, "tokenId": token_id}, as_json)
 
 
@@ -302,7 +302,7 @@ def token_create(ctx: click.Context, tenant_id: str, days: int | None, as_json: 
 def token_revoke(ctx: click.Context, token_or_id: str) -> None:
     """Revoke a bearer token, given the token itself or its id."""
     with transaction(ctx) as (conn, _now):
-        revoke_token(conn, token_or_id, runtime_of(ctx).clock.wall())
+        revoke_token(conn, token_or_id, _runtime(ctx).clock.wall())
     click.echo("revoked")
 
 
@@ -462,7 +462,7 @@ def clock() -> None:
 @click.pass_context
 def clock_show(ctx: click.Context, as_json: bool) -> None:
     """Print the clock mode and the current billing time."""
-    runtime = runtime_of(ctx)
+    runtime = _runtime(ctx)
     with transaction(ctx) as (conn, now):
         mode, offset = runtime.clock.state(conn)
     emit({"mode": mode, "now": iso(now), "offsetSeconds": offset}, as_json)
@@ -472,7 +472,7 @@ def clock_show(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def clock_simulate(ctx: click.Context) -> None:
     """Switch to the simulated clock (wall clock plus an offset that only grows)."""
-    runtime = runtime_of(ctx)
+    runtime = _runtime(ctx)
     with transaction(ctx) as (conn, _now):
         runtime.clock.set_mode(conn, "simulated")
     click.echo("clock: simulated")
@@ -485,7 +485,7 @@ def clock_simulate(ctx: click.Context) -> None:
 def clock_advance(ctx: click.Context, duration: str, as_json: bool) -> None:
     """Move simulated time forward by DURATION (e.g. 90s, 3h, 31d)."""
     seconds = parse_duration(duration)
-    runtime = runtime_of(ctx)
+    runtime = _runtime(ctx)
     with transaction(ctx) as (conn, _now):
         now = runtime.clock.advance(conn, seconds)
     emit({"now": iso(now), "advancedSeconds": seconds}, as_json)

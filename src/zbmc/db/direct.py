@@ -205,9 +205,12 @@ class Statement:
             return last[1]
         found = self._compiled.get(dialect.name)
         if found is None:
-            found = self._compiled[dialect.name] = _compile(self.clause, dialect, self.columns)
+            found = self._compiled[dialect.name] = self._build(dialect)
         self._last = (dialect, found)
         return found
+
+    def _build(self, dialect: Dialect) -> _Compiled:
+        return _compile(self.clause, dialect, self.columns)
 
     def inline(self, **values: int) -> Statement:
         """This statement with the named ``InlineInt`` values written into its SQL text on
@@ -222,19 +225,14 @@ class _Inlined(Statement):
         self._base = base
         self._values = values
 
-    def compiled(self, dialect: Dialect) -> _Compiled:
-        if dialect.name != "postgresql":
-            return self._base.compiled(dialect)
-        last = self._last
-        if last is not None and last[0] is dialect:
-            return last[1]
+    def _build(self, dialect: Dialect) -> _Compiled:
         found = self._base.compiled(dialect)
+        if dialect.name != "postgresql":
+            return found
         sql = found.sql
         for name, value in self._values:
             sql = sql.replace(_INLINE.format(name), str(value))
-        found = dataclasses.replace(found, sql=sql)
-        self._last = (dialect, found)
-        return found
+        return dataclasses.replace(found, sql=sql)
 
 
 @functools.lru_cache(maxsize=512)

@@ -47,11 +47,17 @@ class Measurement:
         return asdict(self)
 
 
+def _stat(path: Path) -> tuple[str, float]:
+    """A process's name and its user + system CPU seconds so far, from ``/proc/PID/stat``."""
+    head, _, rest = path.read_text().rpartition(")")
+    fields = rest.split()
+    return head.partition("(")[2], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of a process and of its live children (Linux /proc): the
     API processes of ``zbmc serve --workers N`` are children of the process started."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = _stat(Path(f"/proc/{pid}/stat"))[1]
     children = Path(f"/proc/{pid}/task/{pid}/children")
     for child in children.read_text().split() if children.exists() else ():
         with contextlib.suppress(OSError):  # it may have ended meanwhile
@@ -61,14 +67,13 @@ def cpu_seconds(pid: int) -> float:
 
 def postgres_cpu_seconds() -> float:
     """User + system CPU time so far of every process named ``postgres`` (Linux /proc)."""
-    total = 0
+    total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):  # it may have ended meanwhile
-            head, _, rest = stat.read_text().rpartition(")")
-            if head.endswith("(postgres"):
-                fields = rest.split()
-                total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            name, seconds = _stat(stat)
+            if name == "postgres":
+                total += seconds
+    return total
 
 
 def wrk(

@@ -71,6 +71,13 @@ def main() -> int:
     parser.add_argument(
         "--tick", type=float, default=servers.WORKER_INTERVAL, help="worker interval (s)"
     )
+    parser.add_argument(
+        "--worker-process",
+        action="store_true",
+        help="each side's worker as a `zbmc worker` process beside its API process (as"
+        " bench/run.py runs it) instead of a thread of it; for one side: --b"
+        " BENCH_WORKER_PROCESS=1",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="zbmc-ab-"))
     sides: list[Side] = []
@@ -95,7 +102,8 @@ def main() -> int:
         pool = seed.postpaid_instances(engine, tenant["tenantId"], int(time.time()), args.pool)
         logs = work / name
         logs.mkdir()
-        server = servers.zbmc_serve(logs, url, args.tick, env)
+        process = args.worker_process or env.pop("BENCH_WORKER_PROCESS", "") == "1"
+        server = servers.zbmc_serve(logs, url, args.tick, env, worker_process=process)
         key = (tenant["accessKeyId"], tenant["accessKeyPassword"])
         sides.append(Side(name, server, engine, pool, key))
     results: dict[str, list[Measurement]] = {"A": [], "B": []}
@@ -116,6 +124,7 @@ def main() -> int:
             scenario=args.scenario,
             dataset=str(args.pool),
             pid=side.server.process.pid,
+            worker_pid=side.server.worker.pid if side.server.worker is not None else None,
         )
 
     print(f"{args.backend}, load average {os.getloadavg()[0]:.2f}", flush=True)
@@ -130,6 +139,7 @@ def main() -> int:
                     f"{side.name}  {m.rps:8.1f} req/s  p50 {m.p50_ms:6.1f} ms"
                     f"  p99 {m.p99_ms:6.1f} ms"
                     f"  cpu {m.cpu_ms_per_request} ms/req  db cpu {m.db_cpu_ms_per_request} ms/req"
+                    f"  worker cpu {m.worker_cpu_ms_per_request} ms/req"
                     f"  non-2xx {m.non2xx}",
                     flush=True,
                 )

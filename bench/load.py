@@ -41,6 +41,8 @@ class Measurement:
     # The same for the machine's PostgreSQL server (every ``postgres`` process): the database's
     # own work per request, on the same cores (0 on SQLite, whose work is the server's).
     db_cpu_ms_per_request: float | None = None
+    # The same for a `zbmc worker` process beside the API process (None without one).
+    worker_cpu_ms_per_request: float | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -86,9 +88,11 @@ def wrk(
     scenario: str,
     dataset: str,
     pid: int | None = None,
+    worker_pid: int | None = None,
 ) -> Measurement:
     load_before = os.getloadavg()[0]
     cpu_before = cpu_seconds(pid) if pid else 0.0
+    worker_before = cpu_seconds(worker_pid) if worker_pid else 0.0
     db_before = postgres_cpu_seconds()
     with tempfile.TemporaryDirectory(prefix="zbmc-bench-") as tmp:
         pool_file = write_pool(Path(tmp) / "pool.lua", pool)
@@ -107,6 +111,7 @@ def wrk(
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
     cpu = cpu_seconds(pid) - cpu_before if pid else None
+    worker_cpu = cpu_seconds(worker_pid) - worker_before if worker_pid else None
     db_cpu = postgres_cpu_seconds() - db_before
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed: {done.stdout}{done.stderr}")
@@ -137,5 +142,10 @@ def wrk(
         ),
         db_cpu_ms_per_request=(
             round(1000 * db_cpu / data["requests"], 3) if data["requests"] else None
+        ),
+        worker_cpu_ms_per_request=(
+            round(1000 * worker_cpu / data["requests"], 3)
+            if worker_cpu is not None and data["requests"]
+            else None
         ),
     )

@@ -64,9 +64,12 @@ def label(size: int) -> str:
 
 
 class Run:
-    def __init__(self, plan: Plan, workdir: Path) -> None:
+    def __init__(self, plan: Plan, workdir: Path, worker_process: bool = False) -> None:
         self.plan = plan
         self.workdir = workdir
+        # True: one API process with --no-worker and one `zbmc worker` process, as
+        # docs/operations.md runs them; False: the worker as a thread of the API process
+        self.worker_process = worker_process
         self.measurements: list[Measurement] = []
         self.sections: dict[str, Any] = {}
         self._ceiling: servers.Server | None = None
@@ -84,6 +87,7 @@ class Run:
         """Warm up once, then one measured wrk run per connection count. ``build`` is called
         right before each run so signatures carry a fresh timestamp."""
         host, pid = server.host, server.process.pid
+        worker_pid = server.worker.pid if server.worker is not None else None
         wrk(host, build(THREADS), 4, self.plan.warmup, target=target, scenario="warmup", dataset="")
         for connections in CONNECTIONS:
             count = before() if before else 0
@@ -96,6 +100,7 @@ class Run:
                 scenario=scenario,
                 dataset=dataset,
                 pid=pid,
+                worker_pid=worker_pid,
             )
             if before:
                 m.notes["orders_created"] = before() - count
@@ -194,7 +199,9 @@ class Run:
             section["seeding_seconds"][label(plan.sizes[0])] = round(
                 time.perf_counter() - started, 2
             )
-            server = servers.zbmc_serve(self.workdir, url, plan.worker_interval)
+            server = servers.zbmc_serve(
+                self.workdir, url, plan.worker_interval, worker_process=self.worker_process
+            )
             try:
                 target = f"zbmc/{backend}"
                 for n, size in enumerate(plan.sizes):
@@ -379,7 +386,8 @@ def _row(m: Measurement) -> str:
     return (
         f"  {m.target:15} {m.scenario:34} {m.dataset:>8} c={m.connections:<3}"
         f" {m.rps:9.1f} req/s  p50 {m.p50_ms:7.2f} ms  p99 {m.p99_ms:7.2f} ms"
-        f"  non-2xx {m.non2xx}  cpu {m.cpu_ms_per_request} ms/req  load {m.load_before}"
+        f"  non-2xx {m.non2xx}  cpu {m.cpu_ms_per_request} ms/req"
+        f"  worker cpu {m.worker_cpu_ms_per_request} ms/req  load {m.load_before}"
     )
 
 
@@ -488,6 +496,12 @@ def main() -> int:
         "--backend", choices=BACKENDS, action="append", help="only this backend (repeatable)"
     )
     parser.add_argument("--no-moto", action="store_true", help="skip the moto peer")
+    parser.add_argument(
+        "--worker-process",
+        action="store_true",
+        help="run zbmc's worker as a `zbmc worker` process beside the API process (as"
+        " docs/operations.md runs it) instead of a thread of it",
+    )
     parser.add_argument("--out", type=Path, default=None, help="results file")
     parser.add_argument(
         "--keep", type=Path, default=None, help="keep server logs and SQLite files in this dir"
@@ -503,7 +517,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="zbmc-bench-") as tmp:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        run = Run(plan, workdir)
+        run = Run(plan, workdir, worker_process=args.worker_process)
         try:
             # moto first: a minute before the first zbmc hot path (and the ceiling measured
             # right before it), so that the x-moto target compares loads run close together

@@ -90,19 +90,22 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    # `zbmc worker` beside an API process started with --no-worker (zbmc_serve)
+    worker: subprocess.Popen[bytes] | None = None
 
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        for process in (self.process, self.worker):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 def _start(name: str, command: list[str], port: int, log: Path, env: dict[str, str]) -> Server:
@@ -166,7 +169,11 @@ def zbmc_serve(
     database_url: str,
     worker_interval: float = WORKER_INTERVAL,
     extra: dict[str, str] | None = None,
+    *,
+    worker_process: bool = False,
 ) -> Server:
+    """One API process. Its worker is a thread of it, or with ``worker_process`` the layout
+    of docs/operations.md: the API process with --no-worker and one `zbmc worker` process."""
     port = free_port()
     env = {
         "ZBMC_DATABASE_URL": database_url,
@@ -175,7 +182,17 @@ def zbmc_serve(
         **(extra or {}),
     }
     command = [sys.executable, "-m", "zbmc", "serve", "--port", str(port)]
+    if worker_process:
+        command.append("--no-worker")
     server = _start("zbmc", command, port, workdir / "zbmc.log", env)
+    if worker_process:
+        with (workdir / "zbmc-worker.log").open("ab") as out:
+            server.worker = subprocess.Popen(
+                [sys.executable, "-m", "zbmc", "worker"],
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
     _wait_healthy(server)
     return server
 

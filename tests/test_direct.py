@@ -244,7 +244,8 @@ def test_an_announced_worker_transaction_goes_before_the_next_api_write(tmp_path
     engine = create_db_engine(url)
     with unit_of_work(engine) as conn:
         conn.execute(clock_state.insert().values(clock_id=1, mode="system", offset_seconds=0))
-    turns = WriteTurns()
+    turns = WriteTurns.of(engine)
+    assert turns is not None
     db = DirectDb(engine, turns=turns)
     events: list[str] = []
     announced, api_started = threading.Event(), threading.Event()
@@ -271,3 +272,70 @@ def test_an_announced_worker_transaction_goes_before_the_next_api_write(tmp_path
         db.close()
         engine.dispose()
     assert events == ["worker committed", "api began, offset 1"]
+
+
+# A background writer in another process (``zbmc worker``): takes the turn, says so, holds it,
+# then commits a clock offset; or dies while holding it.
+_OTHER_PROCESS = """
+import sys, time
+from zbmc.db.engine import WriteTurns, create_db_engine, unit_of_work
+from zbmc.db.tables import clock_state
+engine = create_db_engine(sys.argv[1])
+turns = WriteTurns.of(engine)
+with turns.first():
+    print("held", flush=True)
+    time.sleep(0.3)
+    if sys.argv[2] == "die":
+        import os
+        os._exit(3)
+    with unit_of_work(engine) as conn:
+        conn.execute(clock_state.update().values(offset_seconds=7))
+"""
+
+
+@pytest.mark.parametrize("ending", ["commits", "dies"])
+def test_the_api_waits_for_a_worker_process_that_has_its_turn(tmp_path: Path, ending: str) -> None:
+    """WriteTurns across processes: the API's write transaction waits in the kernel while a
+    ``zbmc worker`` process has the turn, and begins the moment it ends, also when that
+    process dies holding it (the kernel lets go of its locks)."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'zbmc.sqlite3'}"
+    upgrade(create_db_engine(url))
+    engine = create_db_engine(url)
+    with unit_of_work(engine) as conn:
+        conn.execute(clock_state.insert().values(clock_id=1, mode="system", offset_seconds=0))
+    db = DirectDb(engine, turns=WriteTurns.of(engine))
+    other = subprocess.Popen(
+        [sys.executable, "-c", _OTHER_PROCESS, url, "die" if ending == "dies" else "commit"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert other.stdout is not None
+        assert other.stdout.readline().strip() == "held"
+        held = time.monotonic()
+        with db.transaction(write=True) as tx:
+            # the other process holds the turn for 0.3 s (a lower bound: a slow machine only
+            # makes the wait longer)
+            waited = time.monotonic() - held
+            (_mode, offset) = tx.rows(_CLOCK)[0]
+    finally:
+        other.wait(10)
+        if other.stdout is not None:
+            other.stdout.close()
+        db.close()
+        engine.dispose()
+    assert waited >= 0.25
+    assert offset == (7 if ending == "commits" else 0)
+    assert other.returncode == (0 if ending == "commits" else 3)
+
+
+def test_turns_are_for_sqlite_files_only(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    assert WriteTurns.of(create_engine("sqlite://")) is None
+    turns = WriteTurns.of(create_db_engine(f"sqlite:///{tmp_path / 'z.sqlite3'}"))
+    assert turns is not None
+    assert turns.turn_path == f"{(tmp_path / 'z.sqlite3').resolve()}-turn"

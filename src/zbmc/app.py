@@ -46,12 +46,13 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, server: bool = False) -> Runtime:
-    """``server``: the API server's runtime, whose lifespan runs the SQLite checkpointer and
-    whose worker thread takes turns with the API's writes."""
+    """``server``: the API server's runtime, whose lifespan runs the SQLite checkpointer. On a
+    SQLite file the worker's write transactions (thread or process) and the API's take turns
+    (``WriteTurns``)."""
     url = settings.effective_database_url
     engine = create_db_engine(url, background_checkpoints=server)
     clock = Clock()
-    turns = WriteTurns() if server and engine.dialect.name == "sqlite" else None
+    turns = WriteTurns.of(engine)
     driver = make_driver(settings.driver, settings.driver_command)
     host_driver = make_host_driver(
         settings.host_driver,

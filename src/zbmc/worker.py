@@ -155,7 +155,7 @@ class Worker:
         self.driver = driver
         self.host_driver: HostDriver = host_driver or NoopHostDriver()
         self.release_after = release_after
-        self.turns = turns  # the worker thread of `zbmc serve` on SQLite (zbmc.db.engine)
+        self.turns = turns  # SQLite: takes turns with the API's writes (zbmc.db.engine)
         self._more = False  # the last tick said more was due
         agents = driver.name == "agent"
         self._any_due, self._due = (_ANY_DUE_AGENTS, _DUE_AGENTS) if agents else (_ANY_DUE, _DUE)

@@ -518,13 +518,14 @@ class Transaction:
     """``DirectDb.transaction``: a class rather than a generator-based context manager, which
     costs measurably more on the request path."""
 
-    __slots__ = ("_db", "_held", "_tx", "_write", "lost")
+    __slots__ = ("_db", "_held", "_turn", "_tx", "_write", "lost")
 
     def __init__(self, db: DirectDb, write: bool) -> None:
         self._db = db
         self._write = write
         self._held: PoolProxiedConnection | None = None
         self._tx: Tx | None = None
+        self._turn: int | None = None  # SQLite: the writers' turn held (zbmc.db.engine)
         # The transaction failed before its COMMIT was sent because the connection broke
         # (PostgreSQL restarted or ended the session): nothing of it was committed, and the
         # next transaction gets a new connection.
@@ -536,8 +537,12 @@ class Transaction:
         dbapi = held.driver_connection
         if db._sqlite:
             if self._write and db.turns is not None:
-                db.turns.wait()
-            dbapi.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")  # type: ignore[union-attr]
+                self._turn = db.turns.api()
+            try:
+                dbapi.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")  # type: ignore[union-attr]
+            except BaseException:
+                self._end_turn()
+                raise
             tx = self._tx = Tx(dbapi, db.dialect)
         else:
             tx = self._tx = Tx(dbapi, db.dialect, defer=True)
@@ -560,12 +565,23 @@ class Transaction:
             dbapi.commit()  # type: ignore[union-attr]
         except BaseException:
             self._db._rollback(held)  # whether it committed is unknown: not "lost"
+            self._end_turn()
             raise
         checkpointer = self._db.checkpointer
         if checkpointer is not None and checkpointer.restart_wanted:
+            # before the turn goes: the writers that take turns wait meanwhile (Checkpointer)
             checkpointer.restart_wanted = False
             checkpoint(dbapi)
+        self._end_turn()
+
+    def _end_turn(self) -> None:
+        if self._turn is not None:
+            WriteTurns.done(self._turn)
+            self._turn = None
 
     def _failed(self, held: PoolProxiedConnection) -> None:
         self.lost = bool(getattr(held.driver_connection, "broken", False))  # psycopg's flag
-        self._db._rollback(held)
+        try:
+            self._db._rollback(held)
+        finally:
+            self._end_turn()

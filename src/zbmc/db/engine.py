@@ -13,7 +13,9 @@ the I/O. Other processes (the CLI, ``zbmc worker``) keep SQLite's automatic chec
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -168,40 +170,89 @@ class Checkpointer(threading.Thread):
 
 
 class WriteTurns:
-    """SQLite, one process: the background worker's write transactions go before the API's.
+    """SQLite: the writers of one database file take turns, across threads and processes,
+    and a background worker's write transaction goes before the API's next one.
 
     SQLite's busy handler retries a locked database after growing sleeps (1, 2, 5, 10 ... 100
-    ms), so a thread that finds the write lock taken keeps losing it to a writer that commits
-    and begins again at once. Under a steady API load (group commit keeps the lock taken most
-    of the time) the worker's tick waited hundreds of milliseconds, and every change it was to
-    finish stayed Processing as long. So the worker announces each write transaction here
-    (``first``) and the API's next write transaction waits for it to end (``wait``, at most
-    ``patience`` seconds) instead of competing for the lock.
+    ms). A writer that finds the lock taken therefore keeps losing it to one that commits and
+    begins again at once: under a steady API load (group commit keeps the lock taken most of
+    the time) the worker's tick waited hundreds of milliseconds, and every change it was to
+    finish stayed Processing as long; API processes of ``--workers N`` slept in turn. So the
+    writers that take part wait in the kernel instead, on two ``flock`` locks of files beside
+    the database (``<database>-turn`` and ``<database>-turn-wanted``), and are woken the moment
+    the holder lets go:
+
+    * an API write transaction (``api``) waits while a background writer wants its turn (a
+      shared lock on the "wanted" file, let go at once), then takes the turn (an exclusive
+      lock on the "turn" file) until it commits or rolls back;
+    * a background writer (``first``: the worker's tick, thread or ``zbmc worker`` process)
+      holds "wanted" exclusively while it waits for the turn and runs: the API transaction
+      under way ends, and no new one begins until the worker's has committed.
+
+    The locks are the open files' (``flock``): two threads with files of their own exclude
+    each other like two processes, and a process that dies lets go of them. Every thread opens
+    its own files. Writers that do not take part (``zbmc admin``, the API's SQLAlchemy
+    transactions) still meet SQLite's lock, as before; nobody waits for a turn while holding
+    SQLite's lock, so no wait can close a cycle.
     """
 
-    def __init__(self, patience: float = 1.0) -> None:
-        self.patience = patience
-        self._announced = 0
-        self._lock = threading.Lock()
-        self._clear = threading.Event()
-        self._clear.set()
+    def __init__(self, database: str) -> None:
+        self.turn_path = f"{database}-turn"
+        self.wanted_path = f"{database}-turn-wanted"
+        self._local = threading.local()
+
+    @staticmethod
+    def of(engine: Engine) -> WriteTurns | None:
+        """The turns of a SQLite database file (None for PostgreSQL or an in-memory one)."""
+        database = engine.url.database
+        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            return None
+        return WriteTurns(str(Path(database).resolve()))
+
+    def _files(self) -> tuple[int, int]:
+        files: tuple[int, int] | None = getattr(self._local, "files", None)
+        if files is None:
+            files = self._local.files = (_lock_file(self.turn_path), _lock_file(self.wanted_path))
+        return files
+
+    def api(self) -> int:
+        """Wait for the turn of an API write transaction and take it; returns the file to
+        pass to ``done`` when the transaction has ended."""
+        turn, wanted = self._files()
+        fcntl.flock(wanted, fcntl.LOCK_SH)
+        fcntl.flock(wanted, fcntl.LOCK_UN)
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        return turn
+
+    @staticmethod
+    def done(turn: int) -> None:
+        fcntl.flock(turn, fcntl.LOCK_UN)
 
     @contextmanager
     def first(self) -> Iterator[None]:
-        with self._lock:
-            self._announced += 1
-            self._clear.clear()
+        """A background writer's transaction, before any API transaction that has not begun."""
+        turn, wanted = self._files()
+        fcntl.flock(wanted, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(turn, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(turn, fcntl.LOCK_UN)
         finally:
-            with self._lock:
-                self._announced -= 1
-                if not self._announced:
-                    self._clear.set()
+            fcntl.flock(wanted, fcntl.LOCK_UN)
 
-    def wait(self) -> None:
-        if not self._clear.is_set():
-            self._clear.wait(self.patience)
+    def close(self) -> None:
+        """Close this thread's files (the other threads' close with the process)."""
+        files = getattr(self._local, "files", None)
+        if files is not None:
+            self._local.files = None
+            for descriptor in files:
+                os.close(descriptor)
+
+
+def _lock_file(path: str) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
 def checkpoint(dbapi_connection: Any) -> int:

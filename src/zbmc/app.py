@@ -181,6 +181,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
                 checkpointer.stop()
             if limiter is not None:
                 await limiter.close()
+            edge.close()
             pipeline.close()
             runtime.engine.dispose()
 
@@ -199,4 +200,5 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
         exception_handlers={404: _http_error, 405: _http_error},
         lifespan=lifespan,
     )
-    return Edge(pipeline, shell, observe, limiter.admit if limiter is not None else None)
+    edge = Edge(pipeline, shell, observe, limiter.admit if limiter is not None else None)
+    return edge

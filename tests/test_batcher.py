@@ -8,17 +8,14 @@ waits used are either 60 s (a batch that waited when it should not would hang: e
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
 from collections.abc import Awaitable
 from typing import Any, cast
 
 import pytest
 
-from zbmc.auth import Credentials
 from zbmc.edge import BATCH_SECONDS, MAX_BATCH, Batcher
-from zbmc.pipeline import Call, Outcome, Pipeline
+from zbmc.pipeline import Outcome, Pipeline
 from zbmc.settings import Settings, load_settings
 
 
@@ -154,94 +151,3 @@ def test_costly_calls_go_in_batches_that_fit_the_time_budget() -> None:
 
     run(main())
     assert recorder.batches == [list("abcd"), list("efgh")]
-
-
-class Gated(Recorder):
-    """Each batch waits for ``gate`` before it ends, and records the thread it ran in."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = threading.Event()
-        self.threads: set[int] = set()
-
-    def handle_batch(self, calls: list[Any]) -> list[Outcome]:
-        self.threads.add(threading.get_ident())
-        assert self.gate.wait(5)
-        if "boom" in calls:
-            raise RuntimeError("a bug below the pipeline")
-        return super().handle_batch(calls)
-
-
-def test_threaded_batches_leave_the_event_loop_free_and_run_one_at_a_time() -> None:
-    """``threaded``: while a batch runs in the batch thread the event loop goes on (here: its
-    timers fire), what is submitted meanwhile forms the next batch, and that one starts only
-    when the first has ended; every batch runs in the same thread, never the event loop's."""
-    recorder = Gated()
-    batcher = Batcher(cast(Pipeline, recorder), wait=0.0, threaded=True)
-    loop_thread: list[int] = []
-
-    async def main() -> None:
-        loop_thread.append(threading.get_ident())
-        first = asyncio.ensure_future(together(batcher, "a", "b"))
-        await asyncio.sleep(0.05)  # the loop runs while "a" and "b" hold the batch thread
-        assert not first.done()
-        second = asyncio.ensure_future(together(batcher, "c"))
-        third = asyncio.ensure_future(together(batcher, "d", "e"))
-        await asyncio.sleep(0.05)
-        assert recorder.batches == []
-        recorder.gate.set()
-        answers = await asyncio.gather(first, second, third)
-        assert [[o.body for o in group] for group in answers] == [
-            [b"a", b"b"],
-            [b"c"],
-            [b"d", b"e"],
-        ]
-
-    try:
-        run(main())
-    finally:
-        batcher.close()
-    assert recorder.batches == [["a", "b"], ["c", "d", "e"]]
-    assert len(recorder.threads) == 1
-    assert loop_thread[0] not in recorder.threads
-
-
-class Failing:
-    """Fails its first batch the way a bug below the pipeline would, then answers."""
-
-    def __init__(self) -> None:
-        self.batches = 0
-
-    def handle_batch(self, calls: list[Call]) -> list[Outcome]:
-        self.batches += 1
-        if self.batches == 1:
-            raise RuntimeError("a bug below the pipeline")
-        return [Outcome(200, call.request_id.encode(), "OK") for call in calls]
-
-
-def _call(request_id: str) -> Call:
-    return Call(request_id, "bmc", "DescribeZones", None, Credentials(None, None, "", "", b""))
-
-
-def test_a_failing_threaded_batch_answers_every_call_with_an_internal_error() -> None:
-    batcher = Batcher(cast(Pipeline, Failing()), wait=0.0, threaded=True)
-
-    async def main() -> None:
-        outcomes = await asyncio.gather(batcher.submit(_call("a")), batcher.submit(_call("b")))
-        assert [o.status for o in outcomes] == [500, 500]
-        assert [o.code for o in outcomes] == ["INTERNAL_SERVER_ERROR"] * 2
-        assert [json.loads(o.body)["requestId"] for o in outcomes] == ["a", "b"]
-        # the thread goes on with the next batch
-        assert (await batcher.submit(_call("c"))).body == b"c"
-
-    try:
-        run(main())
-    finally:
-        batcher.close()
-
-
-def test_the_batch_thread_is_a_setting() -> None:
-    assert Settings().batch_thread == "auto"
-    assert load_settings({"ZBMC_BATCH_THREAD": "on"}).batch_thread == "on"
-    with pytest.raises(ValueError, match="ZBMC_BATCH_THREAD"):
-        load_settings({"ZBMC_BATCH_THREAD": "sometimes"})

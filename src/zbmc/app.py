@@ -181,7 +181,6 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
                 checkpointer.stop()
             if limiter is not None:
                 await limiter.close()
-            edge.close()
             pipeline.close()
             runtime.engine.dispose()
 
@@ -200,5 +199,4 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
         exception_handlers={404: _http_error, 405: _http_error},
         lifespan=lifespan,
     )
-    edge = Edge(pipeline, shell, observe, limiter.admit if limiter is not None else None)
-    return edge
+    return Edge(pipeline, shell, observe, limiter.admit if limiter is not None else None)

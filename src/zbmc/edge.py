@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -121,42 +120,24 @@ class Batcher:
     the batch. A commit and the per-batch work cost about as much as two requests, and with 16
     concurrent clients half of the batches held one to three requests (with the wait: nearly
     all hold 16; docs/performance.md). A lone client never waits: its batches all hold one.
-
-    ``threaded``: the batches run one at a time in a thread of their own (the only thread that
-    uses the pipeline), and the event loop goes on reading and answering connections
-    meanwhile; what arrives forms the next batch, which starts when the running one has ended.
-    On PostgreSQL a batch spends much of its time waiting for the database's answers, with the
-    GIL released; on the event loop that time was lost to the connections (docs/performance.md).
     """
 
-    def __init__(self, pipeline: Pipeline, wait: float = 0.0, threaded: bool = False) -> None:
+    def __init__(self, pipeline: Pipeline, wait: float = 0.0) -> None:
         self.pipeline = pipeline
         self.wait = wait
         self._pending: list[tuple[Call, asyncio.Future[Outcome]]] = []
         self._first = 0.0  # when the first call of the pending batch was submitted
         self._recent: collections.deque[int] = collections.deque([1], maxlen=RECENT_BATCHES)
         self._per_call = 0.0  # seconds per call of the latest batches (moving average)
-        self._thread = (
-            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="zbmc-batches")
-            if threaded
-            else None
-        )
-        self._running = False  # a batch is in the thread
 
     def submit(self, call: Call) -> asyncio.Future[Outcome]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
         if not self._pending:
             self._first = time.perf_counter()
-            if not self._running:  # else the running batch's end starts the next
-                loop.call_soon(self._run)
+            loop.call_soon(self._run)
         self._pending.append((call, future))
         return future
-
-    def close(self) -> None:
-        """Wait for the batch thread to finish its batch and end (at shutdown)."""
-        if self._thread is not None:
-            self._thread.shutdown(wait=True)
 
     def _limit(self) -> int:
         """How many calls the next batch takes: ``MAX_BATCH``, or fewer if that many would keep
@@ -169,8 +150,6 @@ class Batcher:
         return max(1, int(BATCH_SECONDS / self._per_call))
 
     def _run(self) -> None:
-        if self._running or not self._pending:
-            return
         loop = asyncio.get_running_loop()
         limit = self._limit()
         count = min(len(self._pending), limit)
@@ -183,54 +162,22 @@ class Batcher:
             return
         self._recent.append(count)
         batch, self._pending = self._pending[:limit], self._pending[limit:]
+        if self._pending:
+            loop.call_soon(self._run)
         calls = [call for call, _ in batch]
-        if self._thread is None:
-            if self._pending:
-                loop.call_soon(self._run)
-            self._deliver(loop, batch, self._handle(calls))
-            return
-        self._running = True
-        running = loop.run_in_executor(self._thread, self._handle, calls)
-        running.add_done_callback(lambda done: self._ended(loop, batch, done))
-
-    def _handle(self, calls: list[Call]) -> list[Outcome]:
         # CPU time of this thread: on a busy machine the wall time of a batch counts the time
         # the thread waited for a core, and the limit then cut batches of cheap calls short
         started = time.thread_time()
         try:
             outcomes = self.pipeline.handle_batch(calls)
+            # a moving average, so that one slow batch does not make the next ones tiny
+            cost = (time.thread_time() - started) / len(calls)
+            self._per_call += (cost - self._per_call) / 4
         except Exception:
             # handle_batch turns every error into an outcome; should it fail anyway, no
             # request may be left waiting
             log.exception("a batch of %d requests failed", len(calls))
-            return [error_outcome(call.request_id, InternalServerError()) for call in calls]
-        # a moving average, so that one slow batch does not make the next ones tiny
-        cost = (time.thread_time() - started) / len(calls)
-        self._per_call += (cost - self._per_call) / 4
-        return outcomes
-
-    def _ended(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[Call, asyncio.Future[Outcome]]],
-        done: asyncio.Future[list[Outcome]],
-    ) -> None:
-        """The batch thread's batch has ended (on the event loop): answer it, start the next."""
-        self._running = False
-        if done.cancelled() or done.exception() is not None:  # the thread was shut down
-            outcomes = [error_outcome(call.request_id, InternalServerError()) for call, _ in batch]
-        else:
-            outcomes = done.result()
-        self._deliver(loop, batch, outcomes)
-        if self._pending:
-            loop.call_soon(self._run)
-
-    @staticmethod
-    def _deliver(
-        loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[Call, asyncio.Future[Outcome]]],
-        outcomes: list[Outcome],
-    ) -> None:
+            outcomes = [error_outcome(call.request_id, InternalServerError()) for call in calls]
         # The handlers resume in this order in the next turn, and the release runs after them
         # all: their responses leave back to back (zbmc.writes).
         held = hold()
@@ -259,10 +206,7 @@ class Edge:
         self.admit = admit
         # Waiting for more calls only pays where they share a commit.
         wait = pipeline.settings.group_commit_wait_seconds if pipeline.group_commit else 0.0
-        threaded = pipeline.settings.batch_thread
-        if threaded == "auto":
-            threaded = "off" if pipeline.engine.dialect.name == "sqlite" else "on"
-        self.batcher = Batcher(pipeline, wait, threaded=threaded == "on")
+        self.batcher = Batcher(pipeline, wait)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
@@ -316,11 +260,6 @@ class Edge:
         await send_outcome(send, call.request_id, outcome)
         if self.observe is not None:
             self.observe(call, outcome, time.perf_counter() - started)
-
-
-    def close(self) -> None:
-        """At shutdown, before the pipeline closes: the batch thread ends."""
-        self.batcher.close()
 
 
 def _text(value: bytes | None) -> str | None:

@@ -51,10 +51,6 @@ class Settings:
     # under concurrent load a batch waits up to this long for the requests on their way
     group_commit: bool = True
     group_commit_wait_seconds: float = 0.0005
-    # Where a batch of API calls runs: "on" in a thread of its own while the event loop goes on
-    # with the connections (what PostgreSQL's round trips leave the API process to do), "off"
-    # on the event loop, "auto" on for PostgreSQL and off for SQLite (docs/performance.md)
-    batch_thread: str = "auto"
     # Each instance's encoded DescribeInstances answer is kept per process up to this many MiB
     # (zbmc.services.bmc.fragments); 0 keeps none
     describe_cache_mb: float = 64.0
@@ -107,7 +103,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "rate_limit_actions": _get(env, "RATE_LIMIT_ACTIONS"),
         "redis_url": _get(env, "REDIS_URL"),
         "redis_prefix": _get(env, "REDIS_PREFIX"),
-        "batch_thread": _get(env, "BATCH_THREAD"),
     }
     for name in ("TLS_CERT", "TLS_KEY"):
         path = _get(env, name)
@@ -146,10 +141,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ValueError("ZBMC_MAX_CONNECTIONS must be between 1 and 1000000")
     if not 1 <= settings.keep_alive_seconds <= 3600:
         raise ValueError("ZBMC_KEEP_ALIVE_SECONDS must be between 1 and 3600")
-    if settings.batch_thread not in ("auto", "on", "off"):
-        raise ValueError(
-            f"ZBMC_BATCH_THREAD must be auto, on or off, got {settings.batch_thread!r}"
-        )
     if not 0 <= settings.group_commit_wait_seconds <= 0.1:
         raise ValueError("ZBMC_GROUP_COMMIT_WAIT_SECONDS must be between 0 and 0.1")
     if not 0 <= settings.describe_cache_mb <= 1024 * 1024:

@@ -145,7 +145,7 @@ def test_calls_that_arrive_together_share_one_commit(
 def test_a_replay_in_a_batch_is_refused_and_the_other_calls_applied(
     stack: Stack, pipeline: Pipeline
 ) -> None:
-    """The replay guard's records of a batch are written together after its calls (SQLite): a
+    """The replay guard's records of a batch are written together after its calls: a
     signature applied before makes the batch run call by call, where the replay is refused
     (docs/security.md) and the other calls are applied once."""
     tenant = stack.tenant()

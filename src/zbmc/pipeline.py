@@ -345,10 +345,10 @@ class Pipeline:
         # PostgreSQL a key revoked by another process while the batch runs, milliseconds,
         # counts as revoked after the batch, as if its calls had all come first).
         keys: KeyMemo = {}
-        # SQLite: the batch's replay-guard records go in one executemany after its calls
+        # The batch's replay-guard records go in one statement after its calls
         # (docs/performance.md); a signature seen before sends every call of the batch down the
         # one-by-one path, where ``replay.remember`` tells a replay from a duplicate.
-        seen: list[tuple[int, int]] | None = [] if self._sqlite else None
+        seen: list[tuple[int, int]] = []
         with self.direct.transaction(write=any(p.spec.write for p in batch)) as tx:
             callers: list[Caller | ApiError | None] = [None] * len(batch)
             if self._sqlite:

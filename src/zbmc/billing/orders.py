@@ -27,7 +27,9 @@ PROCESSING, WAIT_TO_ENABLE, ENABLED, CANCELLED = (
 
 # One order on the request path, thousands per worker tick (zbmc.db.bulk).
 _INSERT = bulk.Inserter(
-    orders, [c.name for c in orders.c if c.name not in ("last_error", "cancelled_at")]
+    orders,
+    [c.name for c in orders.c if c.name not in ("last_error", "cancelled_at")],
+    row="order_number",
 )
 # A cancelled order was never applied: it gets a cancelled time and keeps applied_at NULL.
 _CANCEL = Statement(

@@ -31,10 +31,11 @@ class Inserter:
     """Inserts rows into ``table``: dicts keyed by the names in ``columns`` (the columns left
     out take their defaults, as in an INSERT)."""
 
-    def __init__(self, table: Table, columns: Sequence[str]) -> None:
+    def __init__(self, table: Table, columns: Sequence[str], *, row: str | None = None) -> None:
         self.table = table
         self.columns = list(columns)
-        self.statement = Statement(table.insert(), columns=self.columns)
+        # ``row``: the key column, for ``Statement.row`` (the request path's one-row inserts)
+        self.statement = Statement(table.insert(), columns=self.columns, row=row)
         self._values = operator.itemgetter(*self.columns)
         self._copy: dict[str, tuple[str, list[tuple[int, Processor]]]] = {}
 
@@ -85,14 +86,15 @@ def _on_postgres(db: Db, statement: Statement, rows: Sequence[Mapping[str, Any]]
 
 
 class NewRows:
-    """Inserts the rows (tuples in the order of ``columns``) whose ``key`` column is not in
-    ``table`` yet, in the order given; returns how many it inserted. A row whose key another
-    transaction is inserting waits for it (PostgreSQL) and is left out if that one commits."""
+    """Inserts the rows (tuples in the order of ``columns``) whose ``key`` (a column, or the
+    columns of a composite key) is not in ``table`` yet, in the order given; returns how many
+    it inserted. A row whose key another transaction is inserting waits for it (PostgreSQL) and
+    is left out if that one commits."""
 
-    def __init__(self, table: Table, columns: Sequence[str], key: str) -> None:
+    def __init__(self, table: Table, columns: Sequence[str], key: str | Sequence[str]) -> None:
         self.table = table
         self.columns = list(columns)
-        self.key = key
+        self.key = (key,) if isinstance(key, str) else tuple(key)
         self._sql: dict[str, str] = {}
 
     def insert(self, db: Db, rows: Sequence[Sequence[Any]]) -> int:
@@ -100,10 +102,10 @@ class NewRows:
             return 0
         tx = Tx.of(db)
         sql = self._sql.get(tx.dialect.name) or self._compile(tx.dialect)
-        tx.writes += 1
         if tx.dialect.name == "postgresql":
             arrays = [list(values) for values in zip(*rows, strict=True)]
-            return int(tx.dbapi.execute(sql, arrays).rowcount)
+            return tx.run_text(sql, arrays, self.table.name)
+        tx.writes += 1
         cursor = tx.dbapi.cursor()
         try:
             cursor.executemany(sql, rows)
@@ -118,7 +120,7 @@ class NewRows:
         quote = dialect.identifier_preparer
         names = ", ".join(quote.quote(name) for name in self.columns)
         table = quote.format_table(self.table)
-        conflict = f"ON CONFLICT ({quote.quote(self.key)}) DO NOTHING"
+        conflict = f"ON CONFLICT ({', '.join(quote.quote(k) for k in self.key)}) DO NOTHING"
         if dialect.name == "postgresql":
             arrays = ", ".join(
                 f"%s::{self.table.c[name].type.compile(dialect)}[]" for name in self.columns

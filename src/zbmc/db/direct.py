@@ -193,9 +193,14 @@ class Statement:
     (``bindparam("x")``); literal values in it are bound from the statement itself. ``columns``
     names the columns an INSERT without ``values()`` sets (default: all of the table's)."""
 
-    def __init__(self, clause: Executable, columns: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, clause: Executable, columns: Sequence[str] | None = None, *, row: str | None = None
+    ) -> None:
         self.clause = clause
         self.columns = None if columns is None else list(columns)
+        # A write of exactly one row, named by this parameter (the INSERT's key, the UPDATE's
+        # WHERE key = :row): two of its writes of different rows may wait together (Tx.later)
+        self.row = row
         self._compiled: dict[str, _Compiled] = {}
         self._last: tuple[Dialect, _Compiled] | None = None
 
@@ -312,6 +317,13 @@ def _independent(one: _Compiled, other: _Compiled) -> bool:
     return not (one.writes & other.touches or other.writes & one.touches)
 
 
+def _other_rows(one: tuple[Statement, Any] | None, other: tuple[Statement, Any] | None) -> bool:
+    """The same one-row write (``Statement.row``) of two different rows: e.g. two orders'
+    INSERTs or two instances' UPDATEs of a batch, which one statement can carry (neither reads
+    what the other writes)."""
+    return one is not None and other is not None and one[0] is other[0] and one[1] != other[1]
+
+
 def _in_front(
     pending: Sequence[tuple[_Compiled, Sequence[Any]]], sql: str, args: Iterable[Any]
 ) -> tuple[str, list[Any]]:
@@ -350,7 +362,7 @@ class Tx:
     (SQLite, a SQLAlchemy connection through ``Tx.of``) ``later`` is ``run``.
     """
 
-    __slots__ = ("_cursor", "_dbapi", "_waiting", "dialect", "memo", "writes")
+    __slots__ = ("_cursor", "_dbapi", "_rows", "_waiting", "dialect", "memo", "writes")
 
     def __init__(self, dbapi_connection: Any, dialect: Dialect, *, defer: bool = False) -> None:
         self._dbapi = dbapi_connection
@@ -358,6 +370,8 @@ class Tx:
         self.writes = 0
         # (compiled, arguments) of the writes waiting (``later``); None: never wait
         self._waiting: list[tuple[_Compiled, Sequence[Any]]] | None = [] if defer else None
+        # for each waiting write: (its Statement, the row it writes) when it names its row
+        self._rows: list[tuple[Statement, Any] | None] = []
         # psycopg: one cursor for the transaction's statements (``connection.execute`` makes
         # one per statement)
         self._cursor: Any = dbapi_connection.cursor() if defer else None
@@ -393,6 +407,7 @@ class Tx:
             ):
                 sql, merged = _in_front(waiting, compiled.sql, args)
                 waiting.clear()
+                self._rows.clear()
                 return self._cursor.execute(sql, merged)
             self.flush()
         return self._cursor.execute(compiled.sql, args)
@@ -429,10 +444,28 @@ class Tx:
         if waiting is None or compiled.touches is None or not compiled.positional:
             self.run(statement, params)
             return
-        if not all(_independent(compiled, pending) for pending, _ in waiting):
+        row = None if statement.row is None else (statement, (params or {})[statement.row])
+        if not all(
+            _independent(compiled, pending) or _other_rows(row, written)
+            for (pending, _), written in zip(waiting, self._rows, strict=True)
+        ):
             self.flush()
         self.writes += 1
         waiting.append((compiled, compiled.args(params or {})))  # type: ignore[arg-type]
+        self._rows.append(row)
+
+    def run_text(self, sql: str, args: Sequence[Any], table: str) -> int:
+        """A write of ``table`` given as SQL with positional parameters (``zbmc.db.bulk``); on
+        PostgreSQL the waiting writes go in front of it when none of them touches ``table``.
+        Returns the number of rows it changed."""
+        self.writes += 1
+        waiting = self._waiting
+        if waiting and all(c.touches is not None and table not in c.touches for c, _ in waiting):
+            merged_sql, merged = _in_front(waiting, sql, args)
+            waiting.clear()
+            self._rows.clear()
+            return int(self._cursor.execute(merged_sql, merged).rowcount)
+        return int(self.dbapi.execute(sql, args).rowcount)
 
     def flush(self) -> None:
         """Send the waiting writes (one statement)."""
@@ -441,6 +474,7 @@ class Tx:
             return
         *pending, (last, args) = waiting
         waiting.clear()
+        self._rows.clear()
         if not pending:
             self._cursor.execute(last.sql, args)
             return

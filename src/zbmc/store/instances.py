@@ -280,7 +280,9 @@ def _setter(*columns: str) -> Statement:
     """The UPDATE of these columns (precompiled, zbmc.db.direct); its SET parameters are named
     after the columns."""
     return Statement(
-        _UPDATE.values(row_version=NewRowVersion()), columns=[*columns, "target_instance_id"]
+        _UPDATE.values(row_version=NewRowVersion()),
+        columns=[*columns, "target_instance_id"],
+        row="target_instance_id",
     )
 
 

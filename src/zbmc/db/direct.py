@@ -351,10 +351,12 @@ class Tx:
 
     ``later``: a write whose outcome its caller does not need. In a ``DirectDb`` transaction on
     PostgreSQL it waits, and goes to the server with the next statement, as a data-modifying
-    CTE in front of it (one round trip instead of two; a ModifyInstanceBandwidth sends its
-    order INSERT and instance UPDATE with the replay guard's INSERT), when neither writes a
-    table the other reads or writes (foreign keys count as reads of both tables): the parts of
-    one statement see the same snapshot, so they must not depend on each other's changes.
+    CTE in front of it (one round trip instead of two), when neither writes a table the other
+    reads or writes (foreign keys count as reads of both tables), or both are the same one-row
+    write (``Statement.row``) of different rows: the parts of one statement see the same
+    snapshot, so they must not depend on each other's changes. So the orders' INSERTs and the
+    instances' UPDATEs of a batch of ModifyInstanceBandwidth calls reach the server together
+    with the replay guard's records (``run_text``).
     Otherwise the waiting writes go first, on their own. Anything that reaches the DBAPI
     connection (``dbapi``) or ends the transaction sends them first. So every statement sees
     the writes called before it, as if each had been sent at once, and an error of a waiting

@@ -17,22 +17,19 @@ describe cache holds for that many instances; compare with ``--b ZBMC_DESCRIBE_C
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import children
 import seed
 import servers
-from ab import _env
 
 VERSION = "2026-02-01"
 HOST = "127.0.0.1:8080"
@@ -131,46 +128,32 @@ def _child(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--a", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--b", action="append", default=None, metavar="NAME=VALUE")
-    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    children.arguments(parser)
     parser.add_argument("--instances", type=int, default=1000)
     parser.add_argument("--pages", type=int, default=400)
-    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--sweep-pages", type=int, default=1_000_000_000)
-    parser.add_argument("--profile", action="store_true", help="cProfile one side, to stderr")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return _child(args)
-    sides = {"A": _env(args.a)}
-    if args.b is not None:
-        sides["B"] = _env(args.b)
-    results: dict[str, list[float]] = {name: [] for name in sides}
-    work = Path(tempfile.mkdtemp(prefix="zbmc-describe-cpu-"))
+    environments = children.sides(args)
+    results: dict[str, list[float]] = {name: [] for name in environments}
     print(f"{args.backend}, load average {os.getloadavg()[0]:.2f}", flush=True)
-    names = list(sides)
-    for n in range(args.rounds):
-        for name in names if n % 2 == 0 else names[::-1]:
-            with contextlib.ExitStack() as stack:
-                url = stack.enter_context(servers.database(args.backend, work))
-                command = [sys.executable, __file__, "--child", "--url", url]
-                command += ["--instances", str(args.instances), "--pages", str(args.pages)]
-                command += ["--sweep", "--sweep-pages", str(args.sweep_pages)] if args.sweep else []
-                command += ["--profile"] if args.profile else []
-                env = {**os.environ, "ZBMC_LOG_LEVEL": "warning", **sides[name]}
-                done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    raise SystemExit(f"{name} failed: {done.stdout}{done.stderr}")
-                if args.profile:
-                    print(done.stderr)
-                lines = [json.loads(line) for line in done.stdout.splitlines() if line]
-                figure = lines[-1]["cpu_ms_per_page"]
-                results[name].append(figure)
-                extra = " ".join(f"{k} {v:.1f}" for line in lines for k, v in line.items())
-                print(f"{name}  {figure:7.3f} ms CPU/page  ({extra})", flush=True)
+
+    def command(url: str) -> list[str]:
+        line = [sys.executable, __file__, "--child", "--url", url]
+        line += ["--instances", str(args.instances), "--pages", str(args.pages)]
+        line += ["--sweep", "--sweep-pages", str(args.sweep_pages)] if args.sweep else []
+        return line + (["--profile"] if args.profile else [])
+
+    runs = children.alternating(
+        args.backend, environments, args.rounds, command, show_stderr=args.profile
+    )
+    for name, lines in runs:
+        figure = lines[-1]["cpu_ms_per_page"]
+        results[name].append(figure)
+        extra = " ".join(f"{k} {v:.1f}" for line in lines for k, v in line.items())
+        print(f"{name}  {figure:7.3f} ms CPU/page  ({extra})", flush=True)
     print(f"load average {os.getloadavg()[0]:.2f}")
     for name, figures in results.items():
         print(f"{name} median: {statistics.median(figures):.3f} ms CPU/page")

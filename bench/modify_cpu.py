@@ -17,20 +17,16 @@ thread or process of ``zbmc serve`` does).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
+import children
 import seed
 import servers
-from ab import _env
 from describe_cpu import _profiler
 
 VERSION = "2026-02-01"
@@ -145,51 +141,37 @@ def _child(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--a", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--b", action="append", default=None, metavar="NAME=VALUE")
-    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    children.arguments(parser)
     parser.add_argument("--pool", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--passes", type=int, default=6)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--profile", action="store_true", help="cProfile one side, to stderr")
     parser.add_argument(
         "--profile-worker", action="store_true", help="child only: also cProfile the worker"
     )
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return _child(args)
-    sides = {"A": _env(args.a)}
-    if args.b is not None:
-        sides["B"] = _env(args.b)
-    results: dict[str, list[float]] = {name: [] for name in sides}
-    work = Path(tempfile.mkdtemp(prefix="zbmc-modify-cpu-"))
+    environments = children.sides(args)
+    results: dict[str, list[float]] = {name: [] for name in environments}
     print(f"{args.backend}, load average {os.getloadavg()[0]:.2f}", flush=True)
-    names = list(sides)
-    for n in range(args.rounds):
-        for name in names if n % 2 == 0 else names[::-1]:
-            with contextlib.ExitStack() as stack:
-                url = stack.enter_context(servers.database(args.backend, work))
-                command = [sys.executable, __file__, "--child", "--url", url]
-                command += ["--pool", str(args.pool), "--batch", str(args.batch)]
-                command += ["--passes", str(args.passes)]
-                command += ["--profile"] if args.profile else []
-                env = {**os.environ, "ZBMC_LOG_LEVEL": "warning", **sides[name]}
-                done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    raise SystemExit(f"{name} failed: {done.stdout}{done.stderr}")
-                if args.profile:
-                    print(done.stderr)
-                figures = json.loads(done.stdout.splitlines()[-1])
-                figure = figures["cpu_us_per_call"]
-                results[name].append(figure)
-                print(
-                    f"{name}  {figure:7.1f} µs CPU/call"
-                    f"  (worker {figures['worker_us_per_call']:.1f} µs per change, untimed)",
-                    flush=True,
-                )
+
+    def command(url: str) -> list[str]:
+        line = [sys.executable, __file__, "--child", "--url", url, "--pool", str(args.pool)]
+        line += ["--batch", str(args.batch), "--passes", str(args.passes)]
+        return line + (["--profile"] if args.profile else [])
+
+    runs = children.alternating(
+        args.backend, environments, args.rounds, command, show_stderr=args.profile
+    )
+    for name, lines in runs:
+        figures = lines[-1]
+        figure = figures["cpu_us_per_call"]
+        results[name].append(figure)
+        print(
+            f"{name}  {figure:7.1f} µs CPU/call"
+            f"  (worker {figures['worker_us_per_call']:.1f} µs per change, untimed)",
+            flush=True,
+        )
     print(f"load average {os.getloadavg()[0]:.2f}")
     for name, figures in results.items():
         print(f"{name} median: {statistics.median(figures):.1f} µs CPU/call")

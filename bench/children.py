@@ -17,9 +17,10 @@ import servers
 from ab import _env
 
 
-def arguments(parser: argparse.ArgumentParser) -> None:
+def parser(doc: str | None) -> argparse.ArgumentParser:
     """The options every such script has: the sides, the backend, rounds, profiling, and the
     child's own."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0] if doc else None)
     parser.add_argument("--a", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--b", action="append", default=None, metavar="NAME=VALUE")
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
@@ -27,6 +28,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile one side, to stderr")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
+    return parser
 
 
 def sides(args: argparse.Namespace) -> dict[str, dict[str, str]]:
@@ -60,3 +62,11 @@ def alternating(
                 if show_stderr:
                     print(done.stderr)
                 yield name, [json.loads(line) for line in done.stdout.splitlines() if line]
+
+
+def print_profile(profile: Any, top: int) -> None:
+    """A child's cProfile, the ``top`` functions by own time, to stderr (the parent shows it)."""
+    import pstats
+    import sys
+
+    pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(top)

@@ -116,9 +116,7 @@ def _child(args: argparse.Namespace) -> int:
     cpu = time.process_time() - started
     if profile is not None:
         profile.disable()
-        import pstats
-
-        pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(30)
+        children.print_profile(profile, 30)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"cpu_ms_per_page": 1000 * cpu / args.pages, "max_rss_mb": rss}))
     pipeline.close()
@@ -127,8 +125,7 @@ def _child(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    children.arguments(parser)
+    parser = children.parser(__doc__)
     parser.add_argument("--instances", type=int, default=1000)
     parser.add_argument("--pages", type=int, default=400)
     parser.add_argument("--sweep", action="store_true")

@@ -128,9 +128,7 @@ def _child(args: argparse.Namespace) -> int:
             profile.disable()
         worker_cpu += time.process_time() - started
     if profile is not None:
-        import pstats
-
-        pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(40)
+        children.print_profile(profile, 40)
     calls = args.passes * len(side.pool)
     figures = {"cpu_us_per_call": 1e6 * cpu / calls, "worker_us_per_call": 1e6 * worker_cpu / calls}
     print(json.dumps(figures))
@@ -140,8 +138,7 @@ def _child(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    children.arguments(parser)
+    parser = children.parser(__doc__)
     parser.add_argument("--pool", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--passes", type=int, default=6)

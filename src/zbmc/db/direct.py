@@ -27,7 +27,7 @@ import threading
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, BigInteger, Engine, Integer, String, Table, bindparam
 from sqlalchemy.engine import Connection, Dialect
@@ -317,6 +317,14 @@ def _independent(one: _Compiled, other: _Compiled) -> bool:
     return not (one.writes & other.touches or other.writes & one.touches)
 
 
+class _Waiting(NamedTuple):
+    """A write waiting to be sent (``Tx.later``)."""
+
+    compiled: _Compiled
+    args: Sequence[Any]
+    row: tuple[Statement, Any] | None  # its Statement and the row it writes (``Statement.row``)
+
+
 def _other_rows(one: tuple[Statement, Any] | None, other: tuple[Statement, Any] | None) -> bool:
     """The same one-row write (``Statement.row``) of two different rows: e.g. two orders'
     INSERTs or two instances' UPDATEs of a batch, which one statement can carry (neither reads
@@ -324,14 +332,12 @@ def _other_rows(one: tuple[Statement, Any] | None, other: tuple[Statement, Any] 
     return one is not None and other is not None and one[0] is other[0] and one[1] != other[1]
 
 
-def _in_front(
-    pending: Sequence[tuple[_Compiled, Sequence[Any]]], sql: str, args: Iterable[Any]
-) -> tuple[str, list[Any]]:
+def _in_front(pending: Sequence[_Waiting], sql: str, args: Iterable[Any]) -> tuple[str, list[Any]]:
     """``sql`` with the ``pending`` writes in front (``_with``) and the arguments of all, in
     order."""
-    merged = [value for _, pending_args in pending for value in pending_args]
+    merged = [value for waiting in pending for value in waiting.args]
     merged.extend(args)
-    return _with(tuple(compiled.sql for compiled, _ in pending), sql), merged
+    return _with(tuple(waiting.compiled.sql for waiting in pending), sql), merged
 
 
 @functools.cache
@@ -364,16 +370,14 @@ class Tx:
     (SQLite, a SQLAlchemy connection through ``Tx.of``) ``later`` is ``run``.
     """
 
-    __slots__ = ("_cursor", "_dbapi", "_rows", "_waiting", "dialect", "memo", "writes")
+    __slots__ = ("_cursor", "_dbapi", "_waiting", "dialect", "memo", "writes")
 
     def __init__(self, dbapi_connection: Any, dialect: Dialect, *, defer: bool = False) -> None:
         self._dbapi = dbapi_connection
         self.dialect = dialect
         self.writes = 0
-        # (compiled, arguments) of the writes waiting (``later``); None: never wait
-        self._waiting: list[tuple[_Compiled, Sequence[Any]]] | None = [] if defer else None
-        # for each waiting write: (its Statement, the row it writes) when it names its row
-        self._rows: list[tuple[Statement, Any] | None] = []
+        # the writes waiting (``later``); None: never wait
+        self._waiting: list[_Waiting] | None = [] if defer else None
         # psycopg: one cursor for the transaction's statements (``connection.execute`` makes
         # one per statement)
         self._cursor: Any = dbapi_connection.cursor() if defer else None
@@ -405,12 +409,9 @@ class Tx:
             if (
                 compiled.positional
                 and not compiled.sql.startswith("WITH")
-                and all(_independent(compiled, pending) for pending, _ in waiting)
+                and all(_independent(compiled, pending.compiled) for pending in waiting)
             ):
-                sql, merged = _in_front(waiting, compiled.sql, args)
-                waiting.clear()
-                self._rows.clear()
-                return self._cursor.execute(sql, merged)
+                return self._behind_waiting(compiled.sql, args)
             self.flush()
         return self._cursor.execute(compiled.sql, args)
 
@@ -448,13 +449,12 @@ class Tx:
             return
         row = None if statement.row is None else (statement, (params or {})[statement.row])
         if not all(
-            _independent(compiled, pending) or _other_rows(row, written)
-            for (pending, _), written in zip(waiting, self._rows, strict=True)
+            _independent(compiled, pending.compiled) or _other_rows(row, pending.row)
+            for pending in waiting
         ):
             self.flush()
         self.writes += 1
-        waiting.append((compiled, compiled.args(params or {})))  # type: ignore[arg-type]
-        self._rows.append(row)
+        waiting.append(_Waiting(compiled, compiled.args(params or {}), row))  # type: ignore[arg-type]
 
     def run_text(self, sql: str, args: Sequence[Any], table: str) -> int:
         """A write of ``table`` given as SQL with positional parameters (``zbmc.db.bulk``); on
@@ -462,25 +462,30 @@ class Tx:
         Returns the number of rows it changed."""
         self.writes += 1
         waiting = self._waiting
-        if waiting and all(c.touches is not None and table not in c.touches for c, _ in waiting):
-            merged_sql, merged = _in_front(waiting, sql, args)
-            waiting.clear()
-            self._rows.clear()
-            return int(self._cursor.execute(merged_sql, merged).rowcount)
+        if waiting and all(
+            w.compiled.touches is not None and table not in w.compiled.touches for w in waiting
+        ):
+            return int(self._behind_waiting(sql, args).rowcount)
         return int(self.dbapi.execute(sql, args).rowcount)
+
+    def _behind_waiting(self, sql: str, args: Iterable[Any]) -> Any:
+        """Send ``sql`` with every waiting write in front of it, as one statement."""
+        assert self._waiting
+        merged_sql, merged = _in_front(self._waiting, sql, args)
+        self._waiting.clear()
+        return self._cursor.execute(merged_sql, merged)
 
     def flush(self) -> None:
         """Send the waiting writes (one statement)."""
         waiting = self._waiting
         if not waiting:
             return
-        *pending, (last, args) = waiting
+        *pending, last = waiting
         waiting.clear()
-        self._rows.clear()
         if not pending:
-            self._cursor.execute(last.sql, args)
+            self._cursor.execute(last.compiled.sql, last.args)
             return
-        self._cursor.execute(*_in_front(pending, last.sql, args))
+        self._cursor.execute(*_in_front(pending, last.compiled.sql, last.args))
 
     def run_many(self, statement: Statement, params: Sequence[Params]) -> int:
         """Execute a statement once per parameter set; return the rows touched in all."""

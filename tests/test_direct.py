@@ -339,3 +339,25 @@ def test_turns_are_for_sqlite_files_only(tmp_path: Path) -> None:
     turns = WriteTurns.of(create_db_engine(f"sqlite:///{tmp_path / 'z.sqlite3'}"))
     assert turns is not None
     assert turns.turn_path == f"{(tmp_path / 'z.sqlite3').resolve()}-turn"
+
+
+def test_closing_the_turns_closes_every_threads_files(tmp_path: Path) -> None:
+    """Each thread that takes turns opens two files; ``close`` (at shutdown) closes them all."""
+    import os
+
+    turns = WriteTurns.of(create_db_engine(f"sqlite:///{tmp_path / 'z.sqlite3'}"))
+    assert turns is not None
+    before = len(os.listdir("/proc/self/fd"))
+
+    def take() -> None:
+        WriteTurns.done(turns.api())
+
+    take()
+    thread = threading.Thread(target=take)
+    thread.start()
+    thread.join()
+    with turns.first():
+        pass
+    assert len(os.listdir("/proc/self/fd")) == before + 4
+    turns.close()
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -182,6 +182,8 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
             if limiter is not None:
                 await limiter.close()
             pipeline.close()
+            if runtime.turns is not None:
+                runtime.turns.close()
             runtime.engine.dispose()
 
     shell = Starlette(

@@ -288,6 +288,8 @@ def worker(
                 return
             time.sleep(settings.worker_interval_seconds)
     finally:
+        if runtime.turns is not None:
+            runtime.turns.close()
         runtime.engine.dispose()
 
 

@@ -200,6 +200,8 @@ class WriteTurns:
         self.turn_path = f"{database}-turn"
         self.wanted_path = f"{database}-turn-wanted"
         self._local = threading.local()
+        self._opened: list[int] = []  # every thread's files, for ``close``
+        self._lock = threading.Lock()
 
     @staticmethod
     def of(engine: Engine) -> WriteTurns | None:
@@ -213,6 +215,8 @@ class WriteTurns:
         files: tuple[int, int] | None = getattr(self._local, "files", None)
         if files is None:
             files = self._local.files = (_lock_file(self.turn_path), _lock_file(self.wanted_path))
+            with self._lock:
+                self._opened.extend(files)
         return files
 
     def api(self) -> int:
@@ -243,12 +247,12 @@ class WriteTurns:
             fcntl.flock(wanted, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        """Close this thread's files (the other threads' close with the process)."""
-        files = getattr(self._local, "files", None)
-        if files is not None:
-            self._local.files = None
-            for descriptor in files:
-                os.close(descriptor)
+        """Close every thread's files (at shutdown, when no writer runs any more)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for descriptor in opened:
+            os.close(descriptor)
+        self._local = threading.local()
 
 
 def _lock_file(path: str) -> int:

@@ -1,15 +1,16 @@
 """Child processes that measure one side each of an in-process A/B (bench/describe_cpu.py,
 bench/modify_cpu.py): each round runs every side once, in alternating order (A B B A ...), on a
-database of its own, and hands back the JSON lines the child printed."""
+database of its own; the medians of each side end the output."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,37 +32,40 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     return parser
 
 
-def sides(args: argparse.Namespace) -> dict[str, dict[str, str]]:
-    """``--a``/``--b`` NAME=VALUE lists: the environment of each side (B only if given)."""
-    out = {"A": _env(args.a)}
-    if args.b is not None:
-        out["B"] = _env(args.b)
-    return out
-
-
-def alternating(
-    backend: str,
-    environments: dict[str, dict[str, str]],
-    rounds: int,
+def compare(
+    args: argparse.Namespace,
     command: Callable[[str], list[str]],
-    *,
-    show_stderr: bool = False,
-) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """(side, the child's JSON lines) per run; ``command(url)`` is the child's command line."""
+    measured: Callable[[str, list[dict[str, Any]]], float],
+    unit: str,
+    digits: int,
+) -> int:
+    """Run the child (``command(url)`` is its command line) ``args.rounds`` times per side,
+    alternating, each on a database of its own; ``measured(side, the child's JSON lines)``
+    prints a run's line and returns its figure; then the median of each side."""
+    environments = {"A": _env(args.a)}
+    if args.b is not None:
+        environments["B"] = _env(args.b)
+    results: dict[str, list[float]] = {name: [] for name in environments}
+    print(f"{args.backend}, load average {os.getloadavg()[0]:.2f}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="zbmc-children-"))
     names = list(environments)
-    for n in range(rounds):
+    for n in range(args.rounds):
         for name in names if n % 2 == 0 else names[::-1]:
-            with servers.database(backend, work) as url:
+            with servers.database(args.backend, work) as url:
                 env = {**os.environ, "ZBMC_LOG_LEVEL": "warning", **environments[name]}
                 done = subprocess.run(
                     command(url), env=env, capture_output=True, text=True, check=False
                 )
-                if done.returncode != 0:
-                    raise SystemExit(f"{name} failed: {done.stdout}{done.stderr}")
-                if show_stderr:
-                    print(done.stderr)
-                yield name, [json.loads(line) for line in done.stdout.splitlines() if line]
+            if done.returncode != 0:
+                raise SystemExit(f"{name} failed: {done.stdout}{done.stderr}")
+            if args.profile:
+                print(done.stderr)
+            lines = [json.loads(line) for line in done.stdout.splitlines() if line]
+            results[name].append(measured(name, lines))
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    for name, figures in results.items():
+        print(f"{name} median: {statistics.median(figures):.{digits}f} {unit}")
+    return 0
 
 
 def print_profile(profile: Any, top: int) -> None:

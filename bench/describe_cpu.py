@@ -21,7 +21,6 @@ import gc
 import json
 import os
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -133,9 +132,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         return _child(args)
-    environments = children.sides(args)
-    results: dict[str, list[float]] = {name: [] for name in environments}
-    print(f"{args.backend}, load average {os.getloadavg()[0]:.2f}", flush=True)
 
     def command(url: str) -> list[str]:
         line = [sys.executable, __file__, "--child", "--url", url]
@@ -143,18 +139,13 @@ def main() -> int:
         line += ["--sweep", "--sweep-pages", str(args.sweep_pages)] if args.sweep else []
         return line + (["--profile"] if args.profile else [])
 
-    runs = children.alternating(
-        args.backend, environments, args.rounds, command, show_stderr=args.profile
-    )
-    for name, lines in runs:
-        figure = lines[-1]["cpu_ms_per_page"]
-        results[name].append(figure)
+    def measured(name: str, lines: list[dict[str, Any]]) -> float:
+        figure = float(lines[-1]["cpu_ms_per_page"])
         extra = " ".join(f"{k} {v:.1f}" for line in lines for k, v in line.items())
         print(f"{name}  {figure:7.3f} ms CPU/page  ({extra})", flush=True)
-    print(f"load average {os.getloadavg()[0]:.2f}")
-    for name, figures in results.items():
-        print(f"{name} median: {statistics.median(figures):.3f} ms CPU/page")
-    return 0
+        return figure
+
+    return children.compare(args, command, measured, "ms CPU/page", 3)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from typing import Any
@@ -148,31 +147,22 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         return _child(args)
-    environments = children.sides(args)
-    results: dict[str, list[float]] = {name: [] for name in environments}
-    print(f"{args.backend}, load average {os.getloadavg()[0]:.2f}", flush=True)
 
     def command(url: str) -> list[str]:
         line = [sys.executable, __file__, "--child", "--url", url, "--pool", str(args.pool)]
         line += ["--batch", str(args.batch), "--passes", str(args.passes)]
         return line + (["--profile"] if args.profile else [])
 
-    runs = children.alternating(
-        args.backend, environments, args.rounds, command, show_stderr=args.profile
-    )
-    for name, lines in runs:
+    def measured(name: str, lines: list[dict[str, Any]]) -> float:
         figures = lines[-1]
-        figure = figures["cpu_us_per_call"]
-        results[name].append(figure)
         print(
-            f"{name}  {figure:7.1f} µs CPU/call"
+            f"{name}  {figures['cpu_us_per_call']:7.1f} µs CPU/call"
             f"  (worker {figures['worker_us_per_call']:.1f} µs per change, untimed)",
             flush=True,
         )
-    print(f"load average {os.getloadavg()[0]:.2f}")
-    for name, figures in results.items():
-        print(f"{name} median: {statistics.median(figures):.1f} µs CPU/call")
-    return 0
+        return float(figures["cpu_us_per_call"])
+
+    return children.compare(args, command, measured, "µs CPU/call", 1)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,11 @@ class Measurement:
         return asdict(self)
 
 
+def _per_request(seconds: float | None, requests: int) -> float | None:
+    """CPU milliseconds per request (None when not measured or nothing was answered)."""
+    return round(1000 * seconds / requests, 3) if seconds is not None and requests else None
+
+
 def _stat(path: Path) -> tuple[str, float]:
     """A process's name and its user + system CPU seconds so far, from ``/proc/PID/stat``."""
     head, _, rest = path.read_text().rpartition(")")
@@ -135,17 +140,7 @@ def wrk(
             data[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts")
         ),
         load_before=round(load_before, 2),
-        cpu_ms_per_request=(
-            round(1000 * cpu / data["requests"], 3)
-            if cpu is not None and data["requests"]
-            else None
-        ),
-        db_cpu_ms_per_request=(
-            round(1000 * db_cpu / data["requests"], 3) if data["requests"] else None
-        ),
-        worker_cpu_ms_per_request=(
-            round(1000 * worker_cpu / data["requests"], 3)
-            if worker_cpu is not None and data["requests"]
-            else None
-        ),
+        cpu_ms_per_request=_per_request(cpu, data["requests"]),
+        db_cpu_ms_per_request=_per_request(db_cpu, data["requests"]),
+        worker_cpu_ms_per_request=_per_request(worker_cpu, data["requests"]),
     )

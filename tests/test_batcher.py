@@ -151,3 +151,80 @@ def test_costly_calls_go_in_batches_that_fit_the_time_budget() -> None:
 
     run(main())
     assert recorder.batches == [list("abcd"), list("efgh")]
+
+
+class Arrivals:
+    """The count of connections admitted, as the HTTP protocol's guards would raise it."""
+
+    def __init__(self) -> None:
+        self.made = 0
+
+    def __call__(self) -> int:
+        return self.made
+
+
+def test_a_batch_waits_while_a_burst_of_connections_is_let_in() -> None:
+    """A connection admitted since the last look makes the batch wait a turn of the event loop
+    (uvloop accepts one connection per turn): the burst's first requests join it; once a turn
+    brings no new connection, it runs."""
+    recorder, arrivals = Recorder(), Arrivals()
+    batcher = Batcher(cast(Pipeline, recorder), wait=0.0, connections_made=arrivals)
+
+    async def main() -> None:
+        futures = []
+        for name in "abcd":  # each turn: a connection is let in and its request arrives
+            arrivals.made += 1
+            futures.append(asyncio.ensure_future(batcher.submit(cast(Any, name))))
+            await turns(1)
+        outcomes = await asyncio.gather(*futures)
+        assert [o.body for o in outcomes] == [b"a", b"b", b"c", b"d"]
+        assert (await batcher.submit(cast(Any, "e"))).body == b"e"  # no new connection
+
+    run(main())
+    assert recorder.batches == [["a", "b", "c", "d"], ["e"]]
+
+
+def test_connections_arriving_without_end_delay_a_batch_by_accept_seconds_at_most(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("zbmc.edge.ACCEPT_SECONDS", 0.05)
+    recorder, arrivals = Recorder(), Arrivals()
+    batcher = Batcher(cast(Pipeline, recorder), wait=0.0, connections_made=arrivals)
+
+    async def main() -> None:
+        submitted = time.perf_counter()
+        future = asyncio.ensure_future(batcher.submit(cast(Any, "a")))
+        while not future.done():  # a new connection on every turn
+            arrivals.made += 1
+            await turns(1)
+        waited = time.perf_counter() - submitted
+        assert 0.05 <= waited < 4  # it ran, after the bound (the guard of run() is 5 s)
+
+    run(main())
+    assert recorder.batches == [["a"]]
+
+
+def test_the_count_of_connections_made_is_what_the_guards_admitted() -> None:
+    """What the batcher looks at by default: each connection the HTTP protocol's guard admits
+    (zbmc.connections) counts once, on the event loop's thread; closing one does not lower it."""
+    from zbmc import connections
+
+    class Transport:
+        def is_closing(self) -> bool:
+            return False
+
+        def abort(self) -> None:
+            pass
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        before = connections.admitted()
+        guards = [connections.ConnectionGuard(cast(Any, Transport()), loop) for _ in range(3)]
+        assert all(guard.admit() for guard in guards)
+        assert connections.admitted() == before + 3
+        for guard in guards:
+            guard.close()
+            guard.lost()
+        assert connections.admitted() == before + 3
+
+    run(main())

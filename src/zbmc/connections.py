@@ -57,6 +57,7 @@ class _Waiting:
     def __init__(self) -> None:
         self.guards: dict[ConnectionGuard, None] = {}
         self.open = 0
+        self.admitted = 0  # connections admitted so far
 
 
 _local = threading.local()
@@ -67,6 +68,12 @@ def _waiting() -> _Waiting:
     if found is None:
         found = _local.waiting = _Waiting()
     return found
+
+
+def admitted() -> int:
+    """How many connections this thread's event loop has admitted so far (``zbmc.edge.Batcher``
+    lets a burst of new connections in before it runs a batch)."""
+    return _waiting().admitted
 
 
 class ConnectionGuard:
@@ -90,6 +97,7 @@ class ConnectionGuard:
                 return False
             next(iter(waiting.guards)).close()  # the one waiting longest
         waiting.open += 1
+        waiting.admitted += 1
         self._counted = True
         self.reading()
         return True

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from zbmc import logs
+from zbmc import connections, logs
 from zbmc.auth import Credentials
 from zbmc.errors import (
     ApiError,
@@ -102,6 +102,11 @@ RECENT_BATCHES = 8
 # above a batch of 64 Modify calls (~15 ms of CPU on a loaded machine), far below one of 64
 # DescribeInstances pages.
 BATCH_SECONDS = 0.05
+# How long a batch may wait, from its first call, while new connections keep arriving. uvloop
+# (libuv) accepts one connection per turn of the event loop, and under load a turn runs a whole
+# batch: the n-th connection of a burst (a client pool opening 64 connections) waited about n
+# batches before its first request was even read (docs/performance.md).
+ACCEPT_SECONDS = 0.002
 
 
 class Batcher:
@@ -120,11 +125,22 @@ class Batcher:
     the batch. A commit and the per-batch work cost about as much as two requests, and with 16
     concurrent clients half of the batches held one to three requests (with the wait: nearly
     all hold 16; docs/performance.md). A lone client never waits: its batches all hold one.
+
+    While connections are being opened (one was admitted since the last look), the batch
+    likewise waits, up to ``ACCEPT_SECONDS``, so that the loop's next turns accept the rest of
+    the burst and read their first requests, which then join it.
     """
 
-    def __init__(self, pipeline: Pipeline, wait: float = 0.0) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        wait: float = 0.0,
+        connections_made: Callable[[], int] = connections.admitted,
+    ) -> None:
         self.pipeline = pipeline
         self.wait = wait
+        self._connections_made = connections_made
+        self._made = connections_made()  # as of the latest look
         self._pending: list[tuple[Call, asyncio.Future[Outcome]]] = []
         self._first = 0.0  # when the first call of the pending batch was submitted
         self._recent: collections.deque[int] = collections.deque([1], maxlen=RECENT_BATCHES)
@@ -153,6 +169,12 @@ class Batcher:
         loop = asyncio.get_running_loop()
         limit = self._limit()
         count = min(len(self._pending), limit)
+        made = self._connections_made()
+        if made != self._made:
+            self._made = made
+            if time.perf_counter() - self._first < ACCEPT_SECONDS:
+                loop.call_soon(self._run)  # the next turn accepts the next connection
+                return
         if (
             self.wait
             and count < min(max(self._recent), limit)

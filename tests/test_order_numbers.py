@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+import warnings
 
 import pytest
 
@@ -25,7 +27,7 @@ def test_a_clock_that_steps_back_does_not_repeat_or_reorder_numbers(
 ) -> None:
     make = orders.OrderNumbers()
     later = make()
-    monkeypatch.setattr(orders.time, "time_ns", lambda: 1_000_000_000_000_000)  # 2001
+    monkeypatch.setattr(time, "time_ns", lambda: 1_000_000_000_000_000)  # 2001
     earlier_clock = [make() for _ in range(3)]
     assert [later, *earlier_clock] == sorted({later, *earlier_clock})
 
@@ -50,7 +52,9 @@ def test_threads_making_orders_at_once_get_distinct_numbers() -> None:
 def test_a_forked_child_draws_its_own_per_process_part() -> None:
     parent = orders.new_order_number()[-6:]
     read, write = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():  # Python 3.12+ warns about fork() beside other threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # the child: report its part and leave at once
         os.write(write, orders.new_order_number()[-6:].encode())
         os._exit(0)
@@ -58,5 +62,6 @@ def test_a_forked_child_draws_its_own_per_process_part() -> None:
     child = os.read(read, 64).decode()
     os.close(read)
     assert os.waitpid(pid, 0)[1] == 0
-    assert len(child) == 6 and child.isdigit()
+    assert len(child) == 6
+    assert child.isdigit()
     assert child != parent  # fails once in a million runs: the two draws are random

@@ -53,9 +53,10 @@ class OrderNumbers:
     random digits (before) each order landed on a random leaf: 16 of a batch's ~50 dirty pages,
     and a working set that outgrew the page cache as orders accumulated (docs/performance.md).
 
-    Unique within a process by construction; two processes clash only if they drew the same
-    6 digits and made an order in the same microsecond, and then the primary key refuses the
-    second one (the request fails; nothing is charged twice).
+    Unique within a process by construction (a second order within one microsecond takes the
+    next one); two processes clash only if they drew the same 6 digits and stamped an order
+    with the same microsecond, and then the primary key refuses the second one (its request
+    fails and its transaction is rolled back: nothing is charged twice).
     """
 
     def __init__(self) -> None:

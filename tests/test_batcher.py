@@ -8,14 +8,18 @@ waits used are either 60 s (a batch that waited when it should not would hang: e
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 import time
 from collections.abc import Awaitable
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
+from zbmc.auth import Credentials
 from zbmc.edge import BATCH_SECONDS, MAX_BATCH, Batcher
-from zbmc.pipeline import Outcome, Pipeline
+from zbmc.pipeline import Call, Outcome, Pipeline
 from zbmc.settings import Settings, load_settings
 
 
@@ -228,3 +232,131 @@ def test_the_count_of_connections_made_is_what_the_guards_admitted() -> None:
         assert connections.admitted() == before + 3
 
     run(main())
+
+
+class Readers:
+    """A stand-in pipeline with one reader action (``Describe``) and one other (``Modify``):
+    records which thread ran each batch; ``gate`` (when set) is what reader batches wait at."""
+
+    def __init__(self, gate: threading.Barrier | None = None, fail: bool = False) -> None:
+        self.actions = {
+            ("bmc", "Describe"): SimpleNamespace(reader=True),
+            ("bmc", "Modify"): SimpleNamespace(reader=False),
+        }
+        self.gate = gate
+        self.fail = fail
+        self.batches: list[tuple[str, list[str]]] = []  # (thread name, request ids)
+        self.lock = threading.Lock()
+
+    def handle_batch(self, calls: list[Call]) -> list[Outcome]:
+        with self.lock:
+            self.batches.append((threading.current_thread().name, [c.request_id for c in calls]))
+        if calls[0].action == "Describe":
+            if self.fail:
+                raise RuntimeError("the database went away")
+            if self.gate is not None:
+                self.gate.wait()  # BrokenBarrierError unless another reader batch comes
+        return [Outcome(200, call.request_id.encode(), "OK") for call in calls]
+
+
+def call(request_id: str, action: str) -> Call:
+    return Call(request_id, "bmc", action, None, Credentials(None, None, "", "", b""))
+
+
+def readers_batcher(pipeline: Readers, threads: int = 2) -> Batcher:
+    return Batcher(cast(Pipeline, pipeline), readers=threads)
+
+
+def test_reader_calls_run_in_reader_threads_and_the_others_on_the_loop() -> None:
+    pipeline = Readers()
+    batcher = readers_batcher(pipeline)
+
+    async def main() -> None:
+        outcomes = await asyncio.gather(
+            batcher.submit(call("r1", "Describe")),
+            batcher.submit(call("w1", "Modify")),
+            batcher.submit(call("r2", "Describe")),
+        )
+        assert [o.body for o in outcomes] == [b"r1", b"w1", b"r2"]
+
+    try:
+        run(main())
+    finally:
+        batcher.close()
+    ran = {tuple(ids): name for name, ids in pipeline.batches}
+    assert set(ran) == {("w1",), ("r1", "r2")}
+    assert ran["w1",] == threading.current_thread().name  # the event loop's
+    assert ran["r1", "r2"].startswith("zbmc-reader")
+
+
+def test_two_reader_batches_run_at_once() -> None:
+    """Each reader batch waits at a barrier for the other: they only finish if two threads run
+    them at the same time (one at a time, the barrier breaks and both answer 500)."""
+    pipeline = Readers(gate=threading.Barrier(2, timeout=3))
+    batcher = readers_batcher(pipeline)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(batcher.submit(call("r1", "Describe")))
+        await turns(2)  # r1 left for a thread: r2 forms a batch of its own
+        second = asyncio.ensure_future(batcher.submit(call("r2", "Describe")))
+        outcomes = await asyncio.gather(first, second)
+        assert [(o.status, o.body) for o in outcomes] == [(200, b"r1"), (200, b"r2")]
+
+    try:
+        run(main())
+    finally:
+        batcher.close()
+    assert len({name for name, _ in pipeline.batches}) == 2
+
+
+def test_while_every_reader_thread_is_busy_the_reader_calls_wait_as_one_batch() -> None:
+    gate = threading.Event()
+
+    class Slow(Readers):
+        def handle_batch(self, calls: list[Call]) -> list[Outcome]:
+            if calls[0].request_id == "r1":
+                gate.wait(3)
+            return super().handle_batch(calls)
+
+    pipeline = Slow()
+    batcher = readers_batcher(pipeline, threads=1)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(batcher.submit(call("r1", "Describe")))
+        await turns(2)  # r1 holds the only thread
+        rest = [asyncio.ensure_future(batcher.submit(call(f"r{n}", "Describe"))) for n in (2, 3)]
+        await turns(2)
+        gate.set()
+        outcomes = await asyncio.gather(first, *rest)
+        assert [o.body for o in outcomes] == [b"r1", b"r2", b"r3"]
+
+    try:
+        run(main())
+    finally:
+        batcher.close()
+    assert [ids for _, ids in pipeline.batches] == [["r1"], ["r2", "r3"]]
+
+
+def test_a_reader_batch_that_fails_answers_500_and_frees_its_thread() -> None:
+    pipeline = Readers(fail=True)
+    batcher = readers_batcher(pipeline, threads=1)
+
+    async def main() -> None:
+        for request_id in ("r1", "r2"):  # the second finds the thread free again
+            outcome = await batcher.submit(call(request_id, "Describe"))
+            assert outcome.status == 500
+            assert json.loads(outcome.body)["requestId"] == request_id
+
+    try:
+        run(main())
+    finally:
+        batcher.close()
+    assert [ids for _, ids in pipeline.batches] == [["r1"], ["r2"]]
+
+
+def test_reader_threads_are_a_setting_with_bounds() -> None:
+    assert Settings().reader_threads == 2
+    assert load_settings({"ZBMC_READER_THREADS": "0"}).reader_threads == 0
+    for wrong in ("-1", "33", "two"):
+        with pytest.raises(ValueError, match="ZBMC_READER_THREADS"):
+            load_settings({"ZBMC_READER_THREADS": wrong})

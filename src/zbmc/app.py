@@ -181,6 +181,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
                 checkpointer.stop()
             if limiter is not None:
                 await limiter.close()
+            edge.batcher.close()
             pipeline.close()
             if runtime.turns is not None:
                 runtime.turns.close()
@@ -201,4 +202,12 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
         exception_handlers={404: _http_error, 405: _http_error},
         lifespan=lifespan,
     )
-    return Edge(pipeline, shell, observe, limiter.admit if limiter is not None else None)
+    # reader threads on PostgreSQL only: SQLite's statements run in process (no waits to overlap)
+    edge = Edge(
+        pipeline,
+        shell,
+        observe,
+        limiter.admit if limiter is not None else None,
+        0 if sqlite else settings.reader_threads,
+    )
+    return edge

@@ -37,6 +37,9 @@ class ActionSpec:
     versions: tuple[str, ...] = VERSIONS
     # PostgreSQL group commit: what to load for the batch's calls of this action at once.
     prefetch: Prefetch | None = None
+    # A read that spends much of its time waiting for PostgreSQL (a page of many objects): on
+    # PostgreSQL its calls are batched apart and run in reader threads (``zbmc.edge.Batcher``).
+    reader: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,14 @@ def action(
     service: str = "bmc",
     versions: tuple[str, ...] | None = None,  # None: every version of the service
     prefetch: Prefetch | None = None,
+    reader: bool = False,
 ) -> Callable[[Callable[[Context, Req], Resp]], Callable[[Context, Req], Resp]]:
     def register(handler: Callable[[Context, Req], Resp]) -> Callable[[Context, Req], Resp]:
         key = (service, name)
         if key in ACTIONS:
             raise RuntimeError(f"action {service}/{name} registered twice")
+        if reader and write:
+            raise RuntimeError(f"action {service}/{name}: a reader does not write")
         ACTIONS[key] = ActionSpec(
             service,
             name,
@@ -84,6 +90,7 @@ def action(
             direct,
             SERVICES[service].versions if versions is None else versions,
             prefetch,
+            reader,
         )
         return handler
 

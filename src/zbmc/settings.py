@@ -51,6 +51,9 @@ class Settings:
     # under concurrent load a batch waits up to this long for the requests on their way
     group_commit: bool = True
     group_commit_wait_seconds: float = 0.0005
+    # PostgreSQL: threads per API process that run the batches of DescribeInstances pages, so
+    # that their waits for the database overlap (zbmc.edge.Batcher); 0 runs them on the loop
+    reader_threads: int = 2
     # Each instance's encoded DescribeInstances answer is kept per process up to this many MiB
     # (zbmc.services.bmc.fragments); 0 keeps none
     describe_cache_mb: float = 64.0
@@ -127,6 +130,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("HOST_TIMEOUT_SECONDS", float),
         ("RELEASE_AFTER_SECONDS", int),
         ("DESCRIBE_CACHE_MB", float),
+        ("READER_THREADS", int),
     ):
         raw = _get(env, name)
         if raw is not None:
@@ -143,6 +147,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ValueError("ZBMC_KEEP_ALIVE_SECONDS must be between 1 and 3600")
     if not 0 <= settings.group_commit_wait_seconds <= 0.1:
         raise ValueError("ZBMC_GROUP_COMMIT_WAIT_SECONDS must be between 0 and 0.1")
+    if not 0 <= settings.reader_threads <= 32:
+        raise ValueError("ZBMC_READER_THREADS must be between 0 and 32")
     if not 0 <= settings.describe_cache_mb <= 1024 * 1024:
         raise ValueError("ZBMC_DESCRIBE_CACHE_MB must be between 0 and 1048576")
     if (settings.tls_cert is None) != (settings.tls_key is None):

@@ -252,6 +252,7 @@ def _tags_match(row: Any, req: DescribeInstancesRequest) -> bool:
     response=DescribeInstancesResponse,
     write=False,
     direct=True,
+    reader=True,
 )
 def describe_instances(ctx: Context, req: DescribeInstancesRequest) -> DescribeInstancesResponse:
     """List this tenant's instances, filtered and paged (pageNum from 1, pageSize up to 1000).

@@ -111,6 +111,13 @@ BATCH_SECONDS = 0.05
 ACCEPT_SECONDS = 0.002
 
 
+def _failed(calls: list[Call]) -> list[Outcome]:
+    """In an ``except`` block around ``handle_batch``, which turns every error into an outcome:
+    should it fail anyway, each call gets a 500, so that no request is left waiting."""
+    log.exception("a batch of %d requests failed", len(calls))
+    return [error_outcome(call.request_id, InternalServerError()) for call in calls]
+
+
 class Batcher:
     """Runs the calls that became ready in the same turn of the event loop together.
 
@@ -222,10 +229,7 @@ class Batcher:
             cost = (time.thread_time() - started) / len(calls)
             self._per_call += (cost - self._per_call) / 4
         except Exception:
-            # handle_batch turns every error into an outcome; should it fail anyway, no
-            # request may be left waiting
-            log.exception("a batch of %d requests failed", len(calls))
-            outcomes = [error_outcome(call.request_id, InternalServerError()) for call in calls]
+            outcomes = _failed(calls)
         self._deliver(batch, outcomes)
 
     def _run_readers(self) -> None:
@@ -252,9 +256,8 @@ class Batcher:
         self._readers_free += 1
         try:
             outcomes = done.result()
-        except Exception:  # as in _run: no request may be left waiting
-            log.exception("a batch of %d requests failed", len(batch))
-            outcomes = [error_outcome(call.request_id, InternalServerError()) for call, _ in batch]
+        except Exception:
+            outcomes = _failed([call for call, _ in batch])
         self._deliver(batch, outcomes)
         self._run_readers()
 

@@ -46,37 +46,46 @@ class _TooLarge(Exception):
     pass
 
 
+def response_headers(request_id: str, outcome: Outcome) -> list[tuple[bytes, bytes]]:
+    """The headers of an API response (besides uvicorn's ``date``)."""
+    return [
+        (b"content-type", b"application/json; charset=utf-8"),
+        (b"content-length", str(len(outcome.body)).encode()),
+        (b"x-zc-request-id", request_id.encode()),
+    ]
+
+
 async def send_outcome(send: Send, request_id: str, outcome: Outcome) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": outcome.status,
-            "headers": [
-                (b"content-type", b"application/json; charset=utf-8"),
-                (b"content-length", str(len(outcome.body)).encode()),
-                (b"x-zc-request-id", request_id.encode()),
-            ],
-        }
-    )
+    start = {
+        "type": "http.response.start",
+        "status": outcome.status,
+        "headers": response_headers(request_id, outcome),
+    }
+    await send(start)
     await send({"type": "http.response.body", "body": outcome.body})
+
+
+def log_refusal(
+    request_id: str,
+    error: ApiError,
+    headers: list[tuple[bytes, bytes]],
+    method: str,
+    path: str,
+    arrived: float,
+) -> None:
+    """The access log's line for a request refused before the pipeline."""
+    action = next((_text(v) for k, v in headers if k == b"x-zc-action"), None)
+    seconds = time.perf_counter() - arrived
+    logs.log_request(
+        request_id, None, action, error.code, error.status, seconds, method=method, path=path
+    )
 
 
 async def send_error(send: Send, error: ApiError, scope: Scope, arrived: float) -> None:
     """A refusal before the pipeline, answered and logged with its request id."""
     request_id = new_request_id()
     await send_outcome(send, request_id, error_outcome(request_id, error))
-    action = next((_text(v) for k, v in scope["headers"] if k == b"x-zc-action"), None)
-    seconds = time.perf_counter() - arrived
-    logs.log_request(
-        request_id,
-        None,
-        action,
-        error.code,
-        error.status,
-        seconds,
-        method=scope["method"],
-        path=scope["path"],
-    )
+    log_refusal(request_id, error, scope["headers"], scope["method"], scope["path"], arrived)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
@@ -302,15 +311,54 @@ class Edge:
         wait = pipeline.settings.group_commit_wait_seconds if pipeline.group_commit else 0.0
         self.batcher = Batcher(pipeline, wait, readers=readers)
 
+    @property
+    def direct(self) -> bool:
+        """Whether the HTTP protocol may hand this edge its API requests without the ASGI
+        request cycle (``zbmc.writes``): everything an API request needs is sync here, except
+        rate limiting, whose check may wait for Redis."""
+        return self.admit is None
+
+    @staticmethod
+    def route(path: str) -> tuple[str, str] | None:
+        """(service, action named by the path or "") of an API path; None if no API path."""
+        # zbmc extension: /api/v2/bmc/{Action} names the action like X-ZC-Action (one path per
+        # action is what the OpenAPI document can describe).
+        service, slash, path_action = path[len(API_PREFIX) :].partition("/")
+        if service not in SERVICES or "/" in path_action or (slash and not path_action):
+            return None
+        return service, path_action
+
+    def call_for(
+        self, service: str, path_action: str, headers: dict[bytes, bytes], body: bytes
+    ) -> Call | ApiError:
+        """The call of an API request that has fully arrived (header names lower-case, the
+        first of a repeated header kept), or what refuses it before the pipeline."""
+        action = _text(headers.get(b"x-zc-action"))
+        if path_action and action and action != path_action:
+            disagree = f"X-ZC-Action `{action}` disagrees with the path action `{path_action}`."
+            return InvalidAction(disagree)
+        return Call(
+            request_id=new_request_id(),
+            service=service,
+            action=action or path_action or None,
+            version=_text(headers.get(b"x-zc-version")),
+            credentials=Credentials(
+                authorization=_text(headers.get(b"authorization")),
+                timestamp=_text(headers.get(b"x-zc-timestamp")),
+                content_type=_text(headers.get(b"content-type")) or "",
+                host=_text(headers.get(b"host")) or "",
+                body=body,
+                headers=headers,
+            ),
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
             await self.shell(scope, receive, send)
             return
         arrived = time.perf_counter()
-        # zbmc extension: /api/v2/bmc/{Action} names the action like X-ZC-Action (one path per
-        # action is what the OpenAPI document can describe).
-        service, slash, path_action = scope["path"][len(API_PREFIX) :].partition("/")
-        if service not in SERVICES or "/" in path_action or (slash and not path_action):
+        route = self.route(scope["path"])
+        if route is None:
             await send_error(send, PathNotFound(path=scope["path"]), scope, arrived)
             return
         if scope["method"] != "POST":
@@ -327,25 +375,10 @@ class Edge:
         except _TooLarge:
             await send_error(send, BodyTooLarge(limit=self.limit), scope, arrived)
             return
-        action = _text(headers.get(b"x-zc-action"))
-        if path_action and action and action != path_action:
-            disagree = f"X-ZC-Action `{action}` disagrees with the path action `{path_action}`."
-            await send_error(send, InvalidAction(disagree), scope, arrived)
+        call = self.call_for(*route, headers, body)
+        if isinstance(call, ApiError):
+            await send_error(send, call, scope, arrived)
             return
-        call = Call(
-            request_id=new_request_id(),
-            service=service,
-            action=action or path_action or None,
-            version=_text(headers.get(b"x-zc-version")),
-            credentials=Credentials(
-                authorization=_text(headers.get(b"authorization")),
-                timestamp=_text(headers.get(b"x-zc-timestamp")),
-                content_type=_text(headers.get(b"content-type")) or "",
-                host=_text(headers.get(b"host")) or "",
-                body=body,
-                headers=headers,
-            ),
-        )
         started = time.perf_counter()
         if self.admit is not None and not await self.admit(call, (scope.get("client") or ("",))[0]):
             outcome = error_outcome(call.request_id, RequestLimitExceeded())

@@ -8,23 +8,19 @@ in between, and a load generator that is quicker than that gap sleeps again befo
 response: the first write of each response cost the API thread 13 µs on average, a tenth of its
 time under the benchmark's Modify load.
 
-So ``zbmc serve`` runs uvicorn's httptools protocol with its transport wrapped
-(``HoldingHttpToolsProtocol``): while a batch's handlers run (``Hold.start`` to
-``Hold.release``, within one turn of the event loop), a connection's writes are kept, and the
-release writes every connection's bytes (status line, headers and body in one piece) in one
-tight loop. Outside a hold, writes go straight through. The wrapper relies only on the asyncio
-transport interface: uvicorn's protocol keeps the transport given to ``connection_made``.
+So ``zbmc serve``'s HTTP protocol (``zbmc.protocol``) wraps its transport in a
+``HeldTransport``: while a batch's handlers run (``Hold.start`` to ``Hold.release``, within one
+turn of the event loop), a connection's writes are kept, and the release writes every
+connection's bytes (status line, headers and body in one piece) in one tight loop. Outside a
+hold, writes go straight through. The wrapper relies only on the asyncio transport interface:
+uvicorn's protocol keeps the transport given to ``connection_made``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, cast
-
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # uvicorn[standard]
-
-from zbmc.connections import ConnectionGuard
+from typing import Any
 
 
 class Hold:
@@ -129,33 +125,3 @@ class HeldTransport(asyncio.Transport):
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._real.get_write_buffer_limits()
-
-
-class HoldingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools HTTP/1.1 protocol, writing through a ``HeldTransport``, with the
-    slow-client limits of ``zbmc.connections`` (a deadline for reading each request, a cap
-    on open connections that evicts the longest-waiting idle or unfinished one)."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # (uvloop's transports implement the interface without deriving from it)
-        real = cast(asyncio.Transport, transport)
-        super().connection_made(HeldTransport(real, hold()))
-        self.guard = ConnectionGuard(self.transport, self.loop)
-        if not self.guard.admit():
-            self.transport.abort()
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.guard.reading()
-
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self.guard.read()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self.guard.idle()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.guard.lost()
-        super().connection_lost(exc)

@@ -113,8 +113,8 @@ def serve(
     """Serve the API on POST /api/v2/bmc (with a background worker unless --no-worker)."""
     import uvicorn
 
+    from zbmc.protocol import ZbmcHttpProtocol
     from zbmc.ratelimit import parse_policy
-    from zbmc.writes import HoldingHttpToolsProtocol
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -169,7 +169,7 @@ def serve(
             log_config=None,
             access_log=False,
             server_header=False,  # no `server: uvicorn` on every response
-            http=HoldingHttpToolsProtocol,  # a batch's responses leave back to back (zbmc.writes)
+            http=ZbmcHttpProtocol,  # held writes, slow-client limits, the direct lane
             timeout_graceful_shutdown=30,
             # Slow clients: uvicorn closes idle keep-alive connections; the protocol adds a
             # deadline for reading a request and a connection cap (zbmc.connections).

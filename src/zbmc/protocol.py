@@ -40,6 +40,8 @@ from zbmc.writes import HeldTransport, hold
 
 _API_PREFIX = API_PREFIX.encode()
 log = logging.getLogger("zbmc.access")
+# uvicorn's default headers (a new list each second) and their bytes
+_head: list[Any] = [None, b""]
 
 
 class _NoEvent:
@@ -74,7 +76,7 @@ class DirectRequest:
         self,
         route: tuple[str, str],
         path: str,
-        headers: list[tuple[bytes, bytes]],
+        headers: dict[bytes, bytes],
         keep_alive: bool,
     ) -> None:
         self.route = route
@@ -136,14 +138,12 @@ class ZbmcHttpProtocol(HttpToolsProtocol):
             or parser.should_upgrade()
         ):
             return None
-        length = b""
-        for name, value in self.headers:
-            if name == b"content-length":
-                if length:
-                    return None  # repeated: the ASGI path decides
-                length = value
-            elif name == b"transfer-encoding":
-                return None
+        # of a repeated header the first one counts (as on the ASGI path); a request that
+        # repeats one (never the SDKs) takes the ASGI path, where a repeated length is refused
+        headers = dict(reversed(self.headers))
+        if len(headers) != len(self.headers) or b"transfer-encoding" in headers:
+            return None
+        length = headers.get(b"content-length", b"")
         if not length.isdigit() or int(length) > min(edge.limit, HIGH_WATER_LIMIT):
             return None
         path = url.decode("ascii")
@@ -151,7 +151,7 @@ class ZbmcHttpProtocol(HttpToolsProtocol):
         if route is None:
             return None
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
-        return DirectRequest(route, path, self.headers, keep_alive)
+        return DirectRequest(route, path, headers, keep_alive)
 
     def on_message_complete(self) -> None:
         request: object = self.cycle
@@ -164,10 +164,8 @@ class ZbmcHttpProtocol(HttpToolsProtocol):
 
     def _submit(self, request: DirectRequest) -> None:
         edge = cast(Edge, self.edge)
-        # of a repeated header the first one counts (as on the ASGI path)
-        headers = dict(reversed(request.headers))
         try:
-            call = edge.call_for(*request.route, headers, bytes(request.body))
+            call = edge.call_for(*request.route, request.headers, bytes(request.body))
         except Exception:  # a bug: still answer, so that the connection is not left waiting
             log.exception("an API request could not be read")
             request_id = new_request_id()
@@ -176,7 +174,8 @@ class ZbmcHttpProtocol(HttpToolsProtocol):
         if isinstance(call, ApiError):
             request_id = new_request_id()
             self._respond(request, request_id, error_outcome(request_id, call))
-            log_refusal(request_id, call, request.headers, "POST", request.path, request.arrived)
+            headers = list(request.headers.items())
+            log_refusal(request_id, call, headers, "POST", request.path, request.arrived)
             return
         started = time.perf_counter()
         future = edge.batcher.submit(call)
@@ -204,9 +203,10 @@ class ZbmcHttpProtocol(HttpToolsProtocol):
         request.response_complete = True
         if request.disconnected or self.transport.is_closing():
             return
-        content = [STATUS_LINE[outcome.status]]
-        for name, value in self.server_state.default_headers:
-            content += (name, b": ", value, b"\r\n")
+        defaults = self.server_state.default_headers  # uvicorn's: the date, renewed each second
+        if defaults is not _head[0]:
+            _head[:] = defaults, b"".join(b"%s: %s\r\n" % header for header in defaults)
+        content = [STATUS_LINE[outcome.status], _head[1]]
         for name, value in response_headers(request_id, outcome):
             content += (name, b": ", value, b"\r\n")
         if not request.keep_alive:

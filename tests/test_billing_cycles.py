@@ -20,6 +20,7 @@ from zenlayercloud.common.excpetion.zenlayer_cloud_sdk_exception import (
 
 from tests.conftest import StackFactory
 from tests.harness import Stack, Tenant, wait_until
+from zbmc.billing import orders as order_states
 from zbmc.cli.main import main as cli_main
 from zbmc.db.tables import instances, orders
 
@@ -32,7 +33,25 @@ def simulated(make_stack: StackFactory, **env: str) -> Stack:
 
 def advance(stack: Stack, duration: str) -> None:
     stack.admin.run("clock", "advance", duration)
-    run_worker(stack)
+    now = run_worker(stack)["now"]
+    # The server's own worker runs too: an order its tick had claimed (FOR UPDATE SKIP LOCKED on
+    # PostgreSQL) when the run above came by is that tick's to apply; wait for its commit, as a
+    # client polls for a change to show.
+    wait_until(lambda: not due_orders(stack, now))
+
+
+def due_orders(stack: Stack, now: int) -> list[str]:
+    """The orders due by ``now`` that no worker has applied yet."""
+    due = select(orders.c.order_number).where(
+        orders.c.state.in_((order_states.PROCESSING, order_states.WAIT_TO_ENABLE)),
+        orders.c.effective_at <= now,
+    )
+    engine = stack.engine()
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(due).scalars())
+    finally:
+        engine.dispose()
 
 
 def run_worker(stack: Stack) -> dict[str, Any]:

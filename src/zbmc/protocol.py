@@ -218,8 +218,17 @@ class ZbmcHttpProtocol(HttpToolsProtocol):
         self.on_response_complete()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self.guard.idle()
+        """uvicorn's, except that the keep-alive deadline is the guard's (``zbmc.connections``
+        keeps every deadline of the event loop with one timer, not one timer per response)."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:  # the next request has arrived: it runs now, the connection is busy
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self.guard.idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.guard.lost()

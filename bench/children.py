@@ -58,7 +58,7 @@ def compare(
                 )
             if done.returncode != 0:
                 raise SystemExit(f"{name} failed: {done.stdout}{done.stderr}")
-            if args.profile:
+            if args.profile or getattr(args, "profile_worker", False):
                 print(done.stderr)
             lines = [json.loads(line) for line in done.stdout.splitlines() if line]
             results[name].append(measured(name, lines))

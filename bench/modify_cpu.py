@@ -142,7 +142,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--passes", type=int, default=6)
     parser.add_argument(
-        "--profile-worker", action="store_true", help="child only: also cProfile the worker"
+        "--profile-worker", action="store_true", help="also cProfile the worker"
     )
     args = parser.parse_args()
     if args.child:
@@ -151,7 +151,8 @@ def main() -> int:
     def command(url: str) -> list[str]:
         line = [sys.executable, __file__, "--child", "--url", url, "--pool", str(args.pool)]
         line += ["--batch", str(args.batch), "--passes", str(args.passes)]
-        return line + (["--profile"] if args.profile else [])
+        line += ["--profile"] if args.profile else []
+        return line + (["--profile-worker"] if args.profile_worker else [])
 
     def measured(name: str, lines: list[dict[str, Any]]) -> float:
         figures = lines[-1]

@@ -29,7 +29,7 @@ from zbmc.openapi import build_document
 from zbmc.pipeline import Call, Outcome, Pipeline, error_body, new_request_id
 from zbmc.ratelimit import build_limiter
 from zbmc.settings import Settings, load_settings
-from zbmc.worker import Worker, WorkerThread
+from zbmc.worker import LoopWorker, Worker, WorkerThread
 
 
 class SchemaBehind(RuntimeError):
@@ -92,6 +92,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if status == 405:
         return _envelope(request, MethodNotAllowed(method=request.method))
     return _envelope(request, PathNotFound(path=request.url.path))
+
+
+def _background_worker(runtime: Runtime, sqlite: bool) -> WorkerThread | LoopWorker:
+    """The API process's worker: on SQLite, with drivers that return at once, its ticks run on
+    the event loop (``LoopWorker``); otherwise in a thread of its own."""
+    settings = runtime.settings
+    on_loop = sqlite and settings.worker_on_loop and LoopWorker.suits(runtime.worker)
+    return (LoopWorker if on_loop else WorkerThread)(
+        runtime.worker, settings.worker_interval_seconds
+    )
 
 
 def from_environment() -> Edge:
@@ -158,11 +168,9 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        thread = (
-            WorkerThread(runtime.worker, settings.worker_interval_seconds) if run_worker else None
-        )
-        if thread is not None:
-            thread.start()
+        background = _background_worker(runtime, sqlite) if run_worker else None
+        if background is not None:
+            background.start()
         if checkpointer is not None:
             checkpointer.start()
         # Everything built so far lives as long as the process: take it out of the cyclic
@@ -175,8 +183,8 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Edge:
             yield
         finally:
             gc.unfreeze()  # an app built and stopped in a longer-lived process (tests)
-            if thread is not None:
-                thread.stop()
+            if background is not None:
+                background.stop()
             if checkpointer is not None:
                 checkpointer.stop()
             if limiter is not None:

@@ -46,7 +46,10 @@ class Settings:
     ipmi_url: str = "https://ipmi.{zoneId}.zbmc.invalid/console/{instanceId}"
     log_level: str = "info"
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
-    run_worker: bool = True  # background worker thread in each API process
+    run_worker: bool = True  # background worker in each API process
+    # On SQLite with in-process drivers, that worker's ticks run on the event loop between
+    # batches instead of in a thread (zbmc.worker.LoopWorker, docs/operations.md)
+    worker_on_loop: bool = True
     # Requests ready at the same moment share one commit (docs/performance.md), and
     # under concurrent load a batch waits up to this long for the requests on their way
     group_commit: bool = True

@@ -18,6 +18,7 @@ the same event twice; on SQLite the tick's ``BEGIN IMMEDIATE`` serialises worker
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -303,6 +304,53 @@ class Worker:
             terminations.release(conn, row)
         report.released += len(due)
         return len(due) == BATCH
+
+
+class LoopWorker:
+    """Runs ticks on the calling event loop, between the API's batches, until stopped.
+
+    On SQLite every write transaction already takes its turn (``WriteTurns``), so a tick in a
+    thread of its own overlaps nothing but the API's Python; and while both threads run, each
+    SQLite call of either releases the GIL and hands it to the other: about 15 000 thread
+    switches a second under the benchmark's Modify load, 20 % of the process's CPU
+    (docs/performance.md). On the loop, a tick runs whole, as one batch does; one that stops at
+    its batch size (``TickReport.more``) lets the waiting requests' batches run before it goes
+    on. Only for drivers that do their work in process: a driver that runs a program would stall
+    every request for as long as it runs (``suits``)."""
+
+    def __init__(self, worker: Worker, interval: float) -> None:
+        self.worker = worker
+        self.interval = interval
+        self._next: asyncio.TimerHandle | asyncio.Handle | None = None
+
+    @staticmethod
+    def suits(worker: Worker) -> bool:
+        """Whether the worker's drivers return at once (nothing outside the process is waited
+        for): the noop and agent network drivers, a host driver that is not external."""
+        return worker.driver.name in ("noop", "agent") and not worker.host_driver.external
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._next = loop.call_later(self.interval, self._tick, loop)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        more = False
+        try:
+            more = self.worker.tick().more
+        except Exception:
+            log.exception("worker tick failed; retrying")
+        if self._next is None:  # stopped by something the tick ran
+            return
+        self._next = (
+            loop.call_soon(self._tick, loop)
+            if more
+            else loop.call_later(self.interval, self._tick, loop)
+        )
+
+    def stop(self) -> None:
+        if self._next is not None:
+            self._next.cancel()
+            self._next = None
 
 
 class WorkerThread(threading.Thread):

@@ -1,0 +1,141 @@
+"""The worker's ticks on the API process's event loop (``zbmc.worker.LoopWorker``): when they
+run, what a tick that finds more work does, failures, stopping, and which processes use it.
+
+The real server uses it on SQLite, so every test of the suite that waits for a change to be
+applied there drives it end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from zbmc.app import _background_worker
+from zbmc.drivers import make_driver, make_host_driver
+from zbmc.worker import LoopWorker, TickReport, Worker, WorkerThread
+
+
+class Ticks:
+    """A stand-in worker: records the thread of each tick; answers ``more`` from a script."""
+
+    def __init__(self, more: list[bool] | None = None, fail: int = 0) -> None:
+        self.threads: list[int] = []
+        self.more = list(more or [])
+        self.fail = fail
+
+    def tick(self) -> TickReport:
+        self.threads.append(threading.get_ident())
+        if self.fail:
+            self.fail -= 1
+            raise RuntimeError("the database went away")
+        return TickReport(more=self.more.pop(0) if self.more else False)
+
+
+def run(main: Any) -> None:
+    asyncio.run(asyncio.wait_for(main, timeout=10))
+
+
+def test_ticks_run_on_the_event_loop_at_the_interval() -> None:
+    ticks = Ticks()
+
+    async def main() -> None:
+        worker = LoopWorker(cast(Worker, ticks), 0.02)
+        worker.start()
+        await asyncio.sleep(0)
+        assert ticks.threads == []  # the first tick waits one interval
+        while len(ticks.threads) < 3:  # and it goes on (run() gives up after 10 s)
+            await asyncio.sleep(0.01)
+        worker.stop()
+
+    run(main())
+    assert set(ticks.threads) == {threading.get_ident()}  # the loop's own thread
+
+
+def test_a_tick_that_finds_more_goes_on_in_the_next_turns_not_after_the_interval() -> None:
+    ticks = Ticks(more=[True, True, False])
+
+    async def main() -> None:
+        worker = LoopWorker(cast(Worker, ticks), 60)
+        worker.start()
+        assert worker._next is not None
+        worker._next.cancel()
+        worker._tick(asyncio.get_running_loop())  # the first tick, now
+        for _ in range(5):
+            await asyncio.sleep(0)
+        worker.stop()
+
+    run(main())
+    assert len(ticks.threads) == 3  # two ``more`` ticks, then the interval (60 s)
+
+
+def test_a_failed_tick_is_logged_and_the_next_one_runs(caplog: pytest.LogCaptureFixture) -> None:
+    ticks = Ticks(fail=2)
+
+    async def main() -> None:
+        worker = LoopWorker(cast(Worker, ticks), 0.01)
+        worker.start()
+        while len(ticks.threads) < 3:
+            await asyncio.sleep(0.01)
+        worker.stop()
+
+    with caplog.at_level(logging.ERROR, logger="zbmc.worker"):
+        run(main())
+    # two failed, and the third ran as usual
+    assert [r.message for r in caplog.records].count("worker tick failed; retrying") == 2
+
+
+def test_after_stop_no_tick_runs() -> None:
+    ticks = Ticks()
+
+    async def main() -> None:
+        worker = LoopWorker(cast(Worker, ticks), 0.01)
+        worker.start()
+        await asyncio.sleep(0.05)
+        worker.stop()
+        done = len(ticks.threads)
+        await asyncio.sleep(0.05)
+        assert len(ticks.threads) == done
+
+    run(main())
+
+
+def _worker(driver: str = "noop", host_driver: str = "noop") -> Worker:
+    network = make_driver(driver, "/bin/true")
+    host = make_host_driver(host_driver, "/bin/true")
+    return cast(Worker, SimpleNamespace(driver=network, host_driver=host))
+
+
+@pytest.mark.parametrize(
+    ("driver", "host_driver", "suits"),
+    [
+        ("noop", "noop", True),
+        ("agent", "noop", True),
+        ("command", "noop", False),  # runs a program for every change
+        ("noop", "command", False),  # runs a program for every host operation
+    ],
+)
+def test_only_drivers_that_return_at_once_run_on_the_loop(
+    driver: str, host_driver: str, suits: bool
+) -> None:
+    assert LoopWorker.suits(_worker(driver, host_driver)) is suits
+
+
+@pytest.mark.parametrize(
+    ("sqlite", "on_loop", "driver", "expected"),
+    [
+        (True, True, "noop", LoopWorker),
+        (False, True, "noop", WorkerThread),  # PostgreSQL: row locks, the thread overlaps
+        (True, False, "noop", WorkerThread),  # ZBMC_WORKER_ON_LOOP=0
+        (True, True, "command", WorkerThread),
+    ],
+)
+def test_which_background_worker_an_api_process_gets(
+    sqlite: bool, on_loop: bool, driver: str, expected: type
+) -> None:
+    settings = SimpleNamespace(worker_on_loop=on_loop, worker_interval_seconds=1.0)
+    runtime = SimpleNamespace(settings=settings, worker=_worker(driver))
+    assert type(_background_worker(cast(Any, runtime), sqlite)) is expected

@@ -16,6 +16,7 @@ import pytest
 
 from zbmc.app import _background_worker
 from zbmc.drivers import make_driver, make_host_driver
+from zbmc.settings import load_settings
 from zbmc.worker import LoopWorker, TickReport, Worker, WorkerThread
 
 
@@ -139,3 +140,10 @@ def test_which_background_worker_an_api_process_gets(
     settings = SimpleNamespace(worker_on_loop=on_loop, worker_interval_seconds=1.0)
     runtime = SimpleNamespace(settings=settings, worker=_worker(driver))
     assert type(_background_worker(cast(Any, runtime), sqlite)) is expected
+
+
+def test_the_setting_comes_from_the_environment() -> None:
+    assert load_settings({}).worker_on_loop is True
+    assert load_settings({"ZBMC_WORKER_ON_LOOP": "0"}).worker_on_loop is False
+    with pytest.raises(ValueError, match="ZBMC_WORKER_ON_LOOP must be a boolean"):
+        load_settings({"ZBMC_WORKER_ON_LOOP": "sometimes"})

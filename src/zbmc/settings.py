@@ -113,7 +113,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     for name in ("TLS_CERT", "TLS_KEY"):
         path = _get(env, name)
         values[name.lower()] = Path(path) if path else None
-    for name in ("RUN_WORKER", "GROUP_COMMIT", "TLS_DEV", "REQUIRE_SIGNED_ACTION", "REPLAY_GUARD"):
+    booleans = ("RUN_WORKER", "GROUP_COMMIT", "TLS_DEV", "REQUIRE_SIGNED_ACTION", "REPLAY_GUARD")
+    for name in (*booleans, "WORKER_ON_LOOP"):
         flag = _get(env, name)
         if flag is not None:
             if flag.lower() not in ("0", "1", "true", "false", "yes", "no"):

@@ -141,9 +141,7 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--passes", type=int, default=6)
-    parser.add_argument(
-        "--profile-worker", action="store_true", help="also cProfile the worker"
-    )
+    parser.add_argument("--profile-worker", action="store_true", help="also cProfile the worker")
     args = parser.parse_args()
     if args.child:
         return _child(args)

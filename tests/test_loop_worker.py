@@ -1,8 +1,6 @@
-"""The worker's ticks on the API process's event loop (``zbmc.worker.LoopWorker``): when they
-run, what a tick that finds more work does, failures, stopping, and which processes use it.
-
-The real server uses it on SQLite, so every test of the suite that waits for a change to be
-applied there drives it end to end."""
+"""The worker's ticks on the API process's event loop (``zbmc.worker.LoopWorker``, opt-in with
+``ZBMC_WORKER_ON_LOOP=1``): when they run, what a tick that finds more work does, failures,
+stopping, and which processes use it; and, end to end, a server that applies changes with it."""
 
 from __future__ import annotations
 
@@ -14,6 +12,9 @@ from typing import Any, cast
 
 import pytest
 
+from tests.conftest import StackFactory
+from tests.harness import V2026
+from tests.test_bandwidth import call, wait_enabled
 from zbmc.app import _background_worker
 from zbmc.drivers import make_driver, make_host_driver
 from zbmc.settings import load_settings
@@ -130,7 +131,7 @@ def test_only_drivers_that_return_at_once_run_on_the_loop(
     [
         (True, True, "noop", LoopWorker),
         (False, True, "noop", WorkerThread),  # PostgreSQL: row locks, the thread overlaps
-        (True, False, "noop", WorkerThread),  # ZBMC_WORKER_ON_LOOP=0
+        (True, False, "noop", WorkerThread),  # the default
         (True, True, "command", WorkerThread),
     ],
 )
@@ -143,7 +144,21 @@ def test_which_background_worker_an_api_process_gets(
 
 
 def test_the_setting_comes_from_the_environment() -> None:
-    assert load_settings({}).worker_on_loop is True
-    assert load_settings({"ZBMC_WORKER_ON_LOOP": "0"}).worker_on_loop is False
+    assert load_settings({}).worker_on_loop is False  # opt-in (docs/operations.md)
+    assert load_settings({"ZBMC_WORKER_ON_LOOP": "1"}).worker_on_loop is True
     with pytest.raises(ValueError, match="ZBMC_WORKER_ON_LOOP must be a boolean"):
         load_settings({"ZBMC_WORKER_ON_LOOP": "sometimes"})
+
+
+def test_a_server_with_the_worker_on_its_loop_applies_changes(make_stack: StackFactory) -> None:
+    """``zbmc serve`` with ``ZBMC_WORKER_ON_LOOP=1`` (on PostgreSQL it keeps the thread): a
+    postpaid change goes Processing -> Enable, and the next change is accepted."""
+    stack = make_stack(ZBMC_WORKER_ON_LOOP="1")
+    tenant = stack.tenant()
+    instance_id = tenant.instance(instance_charge_type="POSTPAID")
+    for mbps in (200, 150):
+        call(
+            tenant, V2026, "ModifyInstanceBandwidth", instanceId=instance_id, bandwidthOutMbps=mbps
+        )
+        status = wait_enabled(tenant, V2026, instance_id)
+        assert status.internetMaxBandwidthOut == mbps

@@ -95,8 +95,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def _background_worker(runtime: Runtime, sqlite: bool) -> WorkerThread | LoopWorker:
-    """The API process's worker: on SQLite, with drivers that return at once, its ticks run on
-    the event loop (``LoopWorker``); otherwise in a thread of its own."""
+    """The API process's worker: in a thread of its own, or, if asked (``worker_on_loop``) on
+    SQLite with drivers that return at once, on the event loop (``LoopWorker``)."""
     settings = runtime.settings
     on_loop = sqlite and settings.worker_on_loop and LoopWorker.suits(runtime.worker)
     return (LoopWorker if on_loop else WorkerThread)(

@@ -47,9 +47,10 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
     run_worker: bool = True  # background worker in each API process
-    # On SQLite with in-process drivers, that worker's ticks run on the event loop between
-    # batches instead of in a thread (zbmc.worker.LoopWorker, docs/operations.md)
-    worker_on_loop: bool = True
+    # On SQLite with in-process drivers, that worker's ticks may run on the event loop between
+    # batches instead of in a thread (zbmc.worker.LoopWorker, docs/operations.md): more
+    # throughput, but a long tick holds every request (opt-in)
+    worker_on_loop: bool = False
     # Requests ready at the same moment share one commit (docs/performance.md), and
     # under concurrent load a batch waits up to this long for the requests on their way
     group_commit: bool = True

@@ -307,7 +307,8 @@ class Worker:
 
 
 class LoopWorker:
-    """Runs ticks on the calling event loop, between the API's batches, until stopped.
+    """Runs ticks on the calling event loop, between the API's batches, until stopped
+    (``ZBMC_WORKER_ON_LOOP=1``, SQLite only; opt-in: a long tick holds every request).
 
     On SQLite every write transaction already takes its turn (``WriteTurns``), so a tick in a
     thread of its own overlaps nothing but the API's Python; and while both threads run, each

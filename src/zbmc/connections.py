@@ -93,19 +93,18 @@ class _Waiting:
         if loop is not self._sweep_loop:
             return  # an earlier loop's
         self._sweep = None
-        now = loop.time()
-        read_by = now - limits().request_read_timeout
-        while self.reading:
-            guard, started = next(iter(self.reading.items()))
-            if started > read_by:
-                break
-            guard.close()  # aborts: frees the descriptor now, not after a graceful close
-        idle_by = now - limits().keep_alive
-        while self.idle:
-            guard, started = next(iter(self.idle.items()))
-            if started > idle_by:
-                break
-            guard.expire()
+        now, limit = loop.time(), limits()
+        # a request that does not arrive in time is aborted (its descriptor is freed now); an
+        # idle connection is closed gracefully, as uvicorn's keep-alive timer did
+        for deadlines, timeout, end in (
+            (self.reading, limit.request_read_timeout, ConnectionGuard.close),
+            (self.idle, limit.keep_alive, ConnectionGuard.expire),
+        ):
+            while deadlines:
+                guard, started = next(iter(deadlines.items()))
+                if started > now - timeout:
+                    break
+                end(guard)  # (which takes the guard out of ``deadlines``)
         if self.reading or self.idle:
             self.watch(loop)
 

@@ -314,7 +314,7 @@ class Edge:
     @property
     def direct(self) -> bool:
         """Whether the HTTP protocol may hand this edge its API requests without the ASGI
-        request cycle (``zbmc.writes``): everything an API request needs is sync here, except
+        request cycle (``zbmc.protocol``): everything an API request needs is sync here, except
         rate limiting, whose check may wait for Redis."""
         return self.admit is None
 

@@ -64,7 +64,6 @@ class DirectRequest:
         "disconnected",
         "headers",
         "keep_alive",
-        "more_body",
         "path",
         "response_complete",
         "route",
@@ -85,7 +84,6 @@ class DirectRequest:
         self.keep_alive = keep_alive
         self.arrived = time.perf_counter()
         self.body = bytearray()
-        self.more_body = True
         self.disconnected = False
         self.response_complete = False
 
@@ -168,18 +166,22 @@ class ZbmcHttpProtocol(HttpToolsProtocol):
             call = edge.call_for(*request.route, request.headers, bytes(request.body))
         except Exception:  # a bug: still answer, so that the connection is not left waiting
             log.exception("an API request could not be read")
-            request_id = new_request_id()
-            self._respond(request, request_id, error_outcome(request_id, InternalServerError()))
+            self._refuse(request, InternalServerError())
             return
         if isinstance(call, ApiError):
-            request_id = new_request_id()
-            self._respond(request, request_id, error_outcome(request_id, call))
+            request_id = self._refuse(request, call)
             headers = list(request.headers.items())
             log_refusal(request_id, call, headers, "POST", request.path, request.arrived)
             return
         started = time.perf_counter()
         future = edge.batcher.submit(call)
         future.add_done_callback(functools.partial(self._answered, request, call, started))
+
+    def _refuse(self, request: DirectRequest, error: ApiError) -> str:
+        """Answers ``error`` under a new request id, which it returns."""
+        request_id = new_request_id()
+        self._respond(request, request_id, error_outcome(request_id, error))
+        return request_id
 
     def _answered(
         self,

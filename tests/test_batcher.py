@@ -120,12 +120,24 @@ def test_a_batch_never_exceeds_the_maximum_and_the_rest_runs_next() -> None:
     assert [len(batch) for batch in recorder.batches] == [MAX_BATCH, 5]
 
 
-def test_the_wait_is_a_setting_with_bounds() -> None:
-    assert Settings().group_commit_wait_seconds == 0.0005
-    assert load_settings({"ZBMC_GROUP_COMMIT_WAIT_SECONDS": "0"}).group_commit_wait_seconds == 0
-    for bad in ("-1", "0.5", "soon"):
-        with pytest.raises(ValueError, match="ZBMC_GROUP_COMMIT_WAIT_SECONDS"):
-            load_settings({"ZBMC_GROUP_COMMIT_WAIT_SECONDS": bad})
+@pytest.mark.parametrize(
+    ("name", "default", "wrong"),
+    [
+        ("group_commit_wait_seconds", 0.0005, ("-1", "0.5", "soon")),
+        ("reader_threads", 2, ("-1", "33", "two")),
+    ],
+)
+def test_the_batcher_s_settings_have_bounds(
+    name: str, default: float, wrong: tuple[str, ...]
+) -> None:
+    """The batch wait and the reader threads: their defaults, 0 turns them off, and values
+    out of bounds or not numbers stop the server."""
+    variable = f"ZBMC_{name.upper()}"
+    assert getattr(Settings(), name) == default
+    assert getattr(load_settings({variable: "0"}), name) == 0
+    for value in wrong:
+        with pytest.raises(ValueError, match=variable):
+            load_settings({variable: value})
 
 
 class Slow(Recorder):
@@ -352,11 +364,3 @@ def test_a_reader_batch_that_fails_answers_500_and_frees_its_thread() -> None:
     finally:
         batcher.close()
     assert [ids for _, ids in pipeline.batches] == [["r1"], ["r2"]]
-
-
-def test_reader_threads_are_a_setting_with_bounds() -> None:
-    assert Settings().reader_threads == 2
-    assert load_settings({"ZBMC_READER_THREADS": "0"}).reader_threads == 0
-    for wrong in ("-1", "33", "two"):
-        with pytest.raises(ValueError, match="ZBMC_READER_THREADS"):
-            load_settings({"ZBMC_READER_THREADS": wrong})

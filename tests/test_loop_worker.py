@@ -41,17 +41,24 @@ def run(main: Any) -> None:
     asyncio.run(asyncio.wait_for(main, timeout=10))
 
 
+async def ticking(ticks: Ticks, interval: float, first_waits: bool = False) -> None:
+    """A loop worker over ``ticks`` until it has ticked three times (``run`` gives up after
+    10 s); ``first_waits``: check that no tick runs before the first interval."""
+    worker = LoopWorker(cast(Worker, ticks), interval)
+    worker.start()
+    if first_waits:
+        await asyncio.sleep(0)
+        assert ticks.threads == []
+    while len(ticks.threads) < 3:
+        await asyncio.sleep(0.01)
+    worker.stop()
+
+
 def test_ticks_run_on_the_event_loop_at_the_interval() -> None:
     ticks = Ticks()
 
     async def main() -> None:
-        worker = LoopWorker(cast(Worker, ticks), 0.02)
-        worker.start()
-        await asyncio.sleep(0)
-        assert ticks.threads == []  # the first tick waits one interval
-        while len(ticks.threads) < 3:  # and it goes on (run() gives up after 10 s)
-            await asyncio.sleep(0.01)
-        worker.stop()
+        await ticking(ticks, 0.02, first_waits=True)
 
     run(main())
     assert set(ticks.threads) == {threading.get_ident()}  # the loop's own thread
@@ -78,11 +85,7 @@ def test_a_failed_tick_is_logged_and_the_next_one_runs(caplog: pytest.LogCapture
     ticks = Ticks(fail=2)
 
     async def main() -> None:
-        worker = LoopWorker(cast(Worker, ticks), 0.01)
-        worker.start()
-        while len(ticks.threads) < 3:
-            await asyncio.sleep(0.01)
-        worker.stop()
+        await ticking(ticks, 0.01)
 
     with caplog.at_level(logging.ERROR, logger="zbmc.worker"):
         run(main())

@@ -145,6 +145,12 @@ def test_metrics_count_requests_by_action_and_code(stack: Stack, tenant: Tenant)
     assert value(after, "zbmc_database_up") == 1
     ticks = value(after, "zbmc_worker_ticks_total")
     wait_until(lambda: value(scrape(stack), "zbmc_worker_ticks_total") > ticks)
+    # Every tick, finished or failed, is timed.
+    timed = scrape(stack)
+    assert value(timed, "zbmc_worker_tick_duration_seconds_count") >= value(
+        timed, "zbmc_worker_ticks_total"
+    )
+    assert value(timed, "zbmc_worker_tick_duration_seconds_sum") > 0
 
 
 def test_metrics_count_what_the_worker_applied(stack: Stack, tenant: Tenant) -> None:

@@ -196,7 +196,12 @@ def test_concurrent_copies_apply_once(make_stack: StackFactory, tmp_path: Path) 
     assert len(renewals) == 1, renewals
 
 
-def test_the_worker_prunes_signatures_outside_the_window(make_stack: StackFactory) -> None:
+def test_the_worker_prunes_signatures_outside_the_window_in_slices(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zbmc import worker
+
+    monkeypatch.setattr(worker, "PRUNE_BATCH", 2)
     stack = make_stack(ZBMC_SIGNATURE_WINDOW_SECONDS="300")
     tenant = stack.tenant()
     iid = tenant.instance(bandwidth=100)
@@ -207,7 +212,7 @@ def test_the_worker_prunes_signatures_outside_the_window(make_stack: StackFactor
         with engine.begin() as conn:
             conn.execute(
                 seen_signatures.insert(),
-                [{"signed_at": old, "digest": 7}],
+                [{"signed_at": old + k, "digest": 7} for k in range(5)],
             )
 
         def count() -> int:
@@ -216,13 +221,20 @@ def test_the_worker_prunes_signatures_outside_the_window(make_stack: StackFactor
                     conn.execute(select(func.count()).select_from(seen_signatures)).scalar() or 0
                 )
 
-        assert count() == 2
+        assert count() == 6
         from zbmc.app import build_runtime
         from zbmc.settings import Settings
 
         runtime = build_runtime(Settings(database_url=stack.database_url))
         try:
-            assert runtime.worker.prune_signatures() == 1
+            # A full slice says more is due; the next tick goes on at once, the last slice
+            # (short) ends the pruning until the next minute.
+            assert runtime.worker.prune_signatures() == 2
+            first = runtime.worker.tick()
+            assert (first.pruned, first.more) == (2, True)
+            last = runtime.worker.tick()
+            assert (last.pruned, last.more) == (1, False)
+            assert runtime.worker.tick().pruned == 0
         finally:
             runtime.engine.dispose()
         assert count() == 1  # the fresh one stays until it leaves the window

@@ -18,7 +18,8 @@ sent again later than that is refused. Only an attacker on the path, replaying w
 seconds, gets past the guard: TLS is the answer to that one (docs/security.md).
 
 Rows whose timestamp left the window can never match an accepted request again; the worker
-deletes them (``prune``).
+deletes them (``prune``), in slices of a bounded size, so no transaction of it holds the database
+for long however many writes the last minute applied.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import hashlib
 import time
 from typing import Any
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import bindparam, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -91,8 +92,16 @@ def remember_all(tx: Tx, seen: list[tuple[int, int]]) -> bool:
     return _NEW.insert(tx, seen) == len(seen)
 
 
-def prune(conn: Connection, wall_now: int, window: int) -> int:
-    """Delete the signatures no request can carry any more; returns how many."""
+def prune(conn: Connection, wall_now: int, window: int, limit: int) -> int:
+    """Delete the oldest signatures no request can carry any more, at most ``limit`` of them
+    (a slice: the worker runs the next one at its next tick); returns how many."""
     horizon = wall_now - window - MARGIN_SECONDS
-    result = conn.execute(delete(seen_signatures).where(seen_signatures.c.signed_at < horizon))
+    key = tuple_(seen_signatures.c.signed_at, seen_signatures.c.digest)
+    oldest = (
+        select(seen_signatures.c.signed_at, seen_signatures.c.digest)
+        .where(seen_signatures.c.signed_at < horizon)
+        .order_by(seen_signatures.c.signed_at, seen_signatures.c.digest)
+        .limit(limit)
+    )
+    result = conn.execute(delete(seen_signatures).where(key.in_(oldest)))
     return int(result.rowcount)

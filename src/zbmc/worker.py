@@ -50,6 +50,8 @@ BATCH = 2000  # due orders or ended periods per tick
 METER_BATCH = 200  # instances metered per tick (each may owe many hours)
 MAX_BACKOFF_SECONDS = 3600
 PRUNE_INTERVAL_SECONDS = 60.0
+PRUNE_BATCH = 2000  # seen signatures deleted per tick (3 ms on SQLite)
+SLOW_TICK_SECONDS = 0.1  # LoopWorker: a tick longer than this is logged (requests waited for it)
 
 
 @dataclass
@@ -64,6 +66,7 @@ class TickReport:
     hosts_failed: int = 0  # ... ended in CREATE_FAILED / INSTALL_FAILED by an injected fault
     hosts_retried: int = 0  # ... whose driver failed (retried later)
     released: int = 0  # recycled instances released
+    pruned: int = 0  # seen signatures forgotten (zbmc.replay)
     more: bool = False  # the tick stopped at its batch size: more is due now
 
     def as_dict(self) -> dict[str, int | bool]:
@@ -80,6 +83,7 @@ class TickReport:
         self.hosts_failed += other.hosts_failed
         self.hosts_retried += other.hosts_retried
         self.released += other.released
+        self.pruned += other.pruned
         self.more = other.more
 
 
@@ -164,8 +168,13 @@ class Worker:
         self._next_prune = 0.0  # monotonic time of the next pruning of seen signatures
 
     def tick(self) -> TickReport:
-        if time.monotonic() >= self._next_prune:
-            self.prune_signatures()
+        pruned = self.prune_signatures() if time.monotonic() >= self._next_prune else 0
+        report = self._tick()
+        report.pruned = pruned
+        report.more = report.more or pruned == PRUNE_BATCH  # the next slice is due at once
+        return report
+
+    def _tick(self) -> TickReport:
         more, self._more = self._more, False
         # Look first without taking the write lock (SQLite's is database-wide): an idle tick
         # must not make API requests wait. Right after a tick that said ``more`` there is no
@@ -197,12 +206,15 @@ class Worker:
         return report
 
     def prune_signatures(self) -> int:
-        """Forget the replay guard's signatures that left the window (zbmc.replay); once a
-        minute, in a transaction of its own (a range at the start of the table's key)."""
-        self._next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
+        """Forget the replay guard's signatures that left the window (zbmc.replay): once a
+        minute, a slice of at most ``PRUNE_BATCH`` in a transaction of its own (the oldest rows,
+        at the start of the table's key); after a full slice, the next one at the next tick."""
         announced = self.turns.first() if self.turns is not None else nullcontext()
         with announced, unit_of_work(self.engine) as conn:
-            return replay.prune(conn, self.clock.wall(), self.signature_window)
+            pruned = replay.prune(conn, self.clock.wall(), self.signature_window, PRUNE_BATCH)
+        full = pruned == PRUNE_BATCH
+        self._next_prune = 0.0 if full else time.monotonic() + PRUNE_INTERVAL_SECONDS
+        return pruned
 
     def _anything_due(self, conn: Connection, now: int) -> bool:
         return (
@@ -336,10 +348,16 @@ class LoopWorker:
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         more = False
+        started = time.perf_counter()
         try:
-            more = self.worker.tick().more
+            report = self.worker.tick()
+            more = report.more
         except Exception:
             log.exception("worker tick failed; retrying")
+        else:
+            held = time.perf_counter() - started
+            if held > SLOW_TICK_SECONDS:
+                log.warning("a worker tick held the event loop %.0f ms: %s", held * 1000, report)
         if self._next is None:  # stopped by something the tick ran
             return
         self._next = (

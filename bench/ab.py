@@ -62,6 +62,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--pool", type=int, default=1000, help="POSTPAID instances changed")
     parser.add_argument(
+        "--instances",
+        type=int,
+        default=0,
+        help="the tenant's instances in all, as bench/run.py's datasets (1000000 for its 1M):"
+        " prepaid ones seeded beside the pool",
+    )
+    parser.add_argument(
         "--pages",
         type=int,
         default=None,
@@ -99,7 +106,10 @@ def main() -> int:
             extra_env=env,
         )
         engine = create_db_engine(url)
-        pool = seed.postpaid_instances(engine, tenant["tenantId"], int(time.time()), args.pool)
+        now = int(time.time())
+        pool = seed.postpaid_instances(engine, tenant["tenantId"], now, args.pool)
+        if args.instances > args.pool:
+            seed.bulk_instances(engine, tenant["tenantId"], now, args.pool, args.instances)
         logs = work / name
         logs.mkdir()
         process = args.worker_process or env.pop("BENCH_WORKER_PROCESS", "") == "1"

@@ -51,7 +51,7 @@ def _env(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--a", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--b", action="append", default=[], metavar="NAME=VALUE")
@@ -85,7 +85,11 @@ def main() -> int:
         " bench/run.py runs it) instead of a thread of it; for one side: --b"
         " BENCH_WORKER_PROCESS=1",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = _arguments()
     work = Path(tempfile.mkdtemp(prefix="zbmc-ab-"))
     sides: list[Side] = []
     databases = contextlib.ExitStack()

@@ -358,3 +358,19 @@ def test_request_latencies_land_in_the_buckets_histogram_observe_picks() -> None
         reference.observe(seconds)
     after = buckets(REGISTRY, "zbmc_request_duration_seconds", action=action)
     assert {le: after[le] - before.get(le, 0.0) for le in after} == buckets(registry, "reference")
+
+
+def test_tick_events_count_what_was_done_not_whether_more_is_due() -> None:
+    from prometheus_client import REGISTRY
+
+    from zbmc import metrics
+    from zbmc.worker import TickReport
+
+    def sample(kind: str) -> float | None:
+        return REGISTRY.get_sample_value("zbmc_worker_events_total", {"kind": kind})
+
+    before = sample("applied") or 0.0
+    metrics.record_tick(TickReport(now=1, applied=3, more=True))
+    assert sample("applied") == before + 3
+    assert sample("more") is None
+    assert sample("now") is None

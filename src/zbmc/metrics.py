@@ -85,7 +85,8 @@ def record_tick(report: TickReport) -> None:
     WORKER_TICKS.inc()
     for item in dataclasses.fields(report):
         value = getattr(report, item.name)
-        if item.name != "now" and isinstance(value, int) and value > 0:
+        # counts only: not the tick's time, nor its ``more`` flag (a bool is an int)
+        if item.name != "now" and type(value) is int and value > 0:
             WORKER_EVENTS.labels(item.name).inc(value)
 
 

@@ -18,7 +18,7 @@ from tests.test_bandwidth import call, wait_enabled
 from zbmc.app import _background_worker
 from zbmc.drivers import make_driver, make_host_driver
 from zbmc.settings import load_settings
-from zbmc.worker import LoopWorker, TickReport, Worker, WorkerThread
+from zbmc.worker import LOOP_BATCHES, Batches, LoopWorker, TickReport, Worker, WorkerThread
 
 
 class Ticks:
@@ -165,3 +165,33 @@ def test_a_server_with_the_worker_on_its_loop_applies_changes(make_stack: StackF
         )
         status = wait_enabled(tenant, V2026, instance_id)
         assert status.internetMaxBandwidthOut == mbps
+
+
+def test_a_loop_worker_takes_the_loops_small_batches() -> None:
+    worker = cast(Worker, Ticks())
+    LoopWorker(worker, 0.05)
+    assert worker.batches == LOOP_BATCHES
+    assert LOOP_BATCHES.orders < Batches().orders
+    assert LOOP_BATCHES.hosts < Batches().hosts
+
+
+def test_a_tick_applies_at_most_its_batch_and_says_more(make_stack: StackFactory) -> None:
+    """A worker whose batch is 2 orders, with 5 changes due: ticks of 2, 2 and 1; only the
+    ticks that reached the batch say ``more``, and every change is applied exactly once."""
+    from zbmc.app import build_runtime
+    from zbmc.settings import Settings
+
+    stack = make_stack(ZBMC_RUN_WORKER="0")  # the changes stay Processing until we tick
+    tenant = stack.tenant()
+    ids = [tenant.instance(instance_charge_type="POSTPAID") for _ in range(5)]
+    for instance_id in ids:
+        call(tenant, V2026, "ModifyInstanceBandwidth", instanceId=instance_id, bandwidthOutMbps=200)
+    runtime = build_runtime(Settings(database_url=stack.database_url))
+    try:
+        runtime.worker.batches = Batches(orders=2)
+        reports = [runtime.worker.tick() for _ in range(4)]
+    finally:
+        runtime.engine.dispose()
+    assert [(r.applied, r.more) for r in reports] == [(2, True), (2, True), (1, False), (0, False)]
+    for instance_id in ids:
+        assert wait_enabled(tenant, V2026, instance_id).internetMaxBandwidthOut == 200

@@ -116,8 +116,10 @@ BATCH_SECONDS = 0.05
 # How long a batch may wait, from its first call, while new connections keep arriving. uvloop
 # (libuv) accepts one connection per turn of the event loop, and under load a turn runs a whole
 # batch: the n-th connection of a burst (a client pool opening 64 connections) waited about n
-# batches before its first request was even read (docs/performance.md).
-ACCEPT_SECONDS = 0.002
+# batches before its first request was even read (docs/performance.md). 2 ms let about 30 of a
+# burst of 64 in on a slower machine (p99 of DescribeInstances at 64 connections 0.4-0.9 s);
+# 10 ms lets all in, and bounds what a client opening a connection per request waits.
+ACCEPT_SECONDS = 0.01
 
 
 def _failed(calls: list[Call]) -> list[Outcome]:

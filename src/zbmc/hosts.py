@@ -71,7 +71,7 @@ _DUE = Statement(
     select(*(instances.c[name] for name in _COLUMNS))
     .where(instances.c.host_op_due <= bindparam("ready"), instances.c.host_op.is_not(None))
     .order_by(instances.c.host_op_due)
-    .limit(BATCH)
+    .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
 
@@ -93,11 +93,11 @@ def _ready(now: int, driver: HostDriver) -> int:
 
 
 def claim_due(
-    conn: Connection, now: int, driver: HostDriver
+    conn: Connection, now: int, driver: HostDriver, limit: int = BATCH
 ) -> tuple[int, int, list[Leased], bool]:
-    """Carry out (or lease) the due operations. Returns (completed, failed by a fault, leased,
-    more due)."""
-    rows = Tx.of(conn).rows(_DUE, {"ready": _ready(now, driver)})
+    """Carry out (or lease) at most ``limit`` due operations. Returns (completed, failed by a
+    fault, leased, more due)."""
+    rows = Tx.of(conn).rows(_DUE, {"ready": _ready(now, driver), "limit": limit})
     completed = failed = 0
     leased: list[Leased] = []
     for row in rows:
@@ -114,7 +114,7 @@ def claim_due(
             driver.run(_job(row))
             _finish(conn, row, lifecycle.HOST_OP_RESULTS[row.host_op][0], now)
             completed += 1
-    return completed, failed, leased, len(rows) == BATCH
+    return completed, failed, leased, len(rows) == limit
 
 
 def run_leased(engine: Engine, clock: Clock, driver: HostDriver, leased: list[Leased]) -> int:

@@ -46,7 +46,6 @@ from zbmc.store import instances as store
 
 log = logging.getLogger("zbmc.worker")
 
-
 MAX_BACKOFF_SECONDS = 3600
 PRUNE_INTERVAL_SECONDS = 60.0
 PRUNE_BATCH = 2000  # seen signatures deleted per tick (3 ms on SQLite)
@@ -345,8 +344,9 @@ class LoopWorker:
     switches a second under the benchmark's Modify load, 20 % of the process's CPU
     (docs/performance.md). On the loop, a tick runs whole, as one batch does; one that stops at
     its batch size (``TickReport.more``) lets the waiting requests' batches run before it goes
-    on. Only for drivers that do their work in process: a driver that runs a program would stall
-    every request for as long as it runs (``suits``)."""
+    on, and the worker it is given takes the loop's small batches (``LOOP_BATCHES``), so that
+    no tick keeps the requests waiting long. Only for drivers that do their work in process: a
+    driver that runs a program would stall every request for as long as it runs (``suits``)."""
 
     def __init__(self, worker: Worker, interval: float) -> None:
         self.worker = worker

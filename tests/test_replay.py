@@ -197,11 +197,8 @@ def test_concurrent_copies_apply_once(make_stack: StackFactory, tmp_path: Path) 
 
 
 def test_the_worker_prunes_signatures_outside_the_window_in_slices(
-    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+    make_stack: StackFactory,
 ) -> None:
-    from zbmc import worker
-
-    monkeypatch.setattr(worker, "PRUNE_BATCH", 2)
     stack = make_stack(ZBMC_SIGNATURE_WINDOW_SECONDS="300")
     tenant = stack.tenant()
     iid = tenant.instance(bandwidth=100)
@@ -224,8 +221,10 @@ def test_the_worker_prunes_signatures_outside_the_window_in_slices(
         assert count() == 6
         from zbmc.app import build_runtime
         from zbmc.settings import Settings
+        from zbmc.worker import Batches
 
         runtime = build_runtime(Settings(database_url=stack.database_url))
+        runtime.worker.batches = Batches(signatures=2)
         try:
             # A full slice says more is due; the next tick goes on at once, the last slice
             # (short) ends the pruning until the next minute.

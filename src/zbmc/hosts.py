@@ -32,7 +32,6 @@ from zbmc.snapshots import hold_off_restores
 
 log = logging.getLogger("zbmc.worker")
 
-BATCH = 500
 MAX_BACKOFF_SECONDS = 3600
 LEASE_MARGIN_SECONDS = 60
 PREPAID, POSTPAID = "PREPAID", "POSTPAID"
@@ -93,7 +92,7 @@ def _ready(now: int, driver: HostDriver) -> int:
 
 
 def claim_due(
-    conn: Connection, now: int, driver: HostDriver, limit: int = BATCH
+    conn: Connection, now: int, driver: HostDriver, limit: int
 ) -> tuple[int, int, list[Leased], bool]:
     """Carry out (or lease) at most ``limit`` due operations. Returns (completed, failed by a
     fault, leased, more due)."""

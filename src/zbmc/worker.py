@@ -48,7 +48,6 @@ log = logging.getLogger("zbmc.worker")
 
 MAX_BACKOFF_SECONDS = 3600
 PRUNE_INTERVAL_SECONDS = 60.0
-PRUNE_BATCH = 2000  # seen signatures deleted per tick (3 ms on SQLite)
 SLOW_TICK_SECONDS = 0.1  # LoopWorker: a tick longer than this is logged (requests waited for it)
 
 
@@ -59,7 +58,8 @@ class Batches:
     orders: int = 2000  # due orders applied
     periods: int = 2000  # ended periods renewed or recycled, recycled instances released
     meter: int = 200  # instances metered (each may owe many hours)
-    hosts: int = hosts.BATCH  # host operations carried out
+    hosts: int = 500  # host operations carried out
+    signatures: int = 2000  # seen signatures pruned (3 ms on SQLite; zbmc.replay)
 
 
 # On the event loop (LoopWorker) every request waits while a tick runs: batches of a few
@@ -185,7 +185,8 @@ class Worker:
         pruned = self.prune_signatures() if time.monotonic() >= self._next_prune else 0
         report = self._tick()
         report.pruned = pruned
-        report.more = report.more or pruned == PRUNE_BATCH  # the next slice is due at once
+        # a full slice: the next one is due at once
+        report.more = report.more or pruned == self.batches.signatures
         return report
 
     def _tick(self) -> TickReport:
@@ -221,12 +222,15 @@ class Worker:
 
     def prune_signatures(self) -> int:
         """Forget the replay guard's signatures that left the window (zbmc.replay): once a
-        minute, a slice of at most ``PRUNE_BATCH`` in a transaction of its own (the oldest rows,
-        at the start of the table's key); after a full slice, the next one at the next tick."""
+        minute, a slice of at most ``batches.signatures`` in a transaction of its own (the
+        oldest rows, at the start of the table's key); after a full slice, the next one at the
+        next tick."""
         announced = self.turns.first() if self.turns is not None else nullcontext()
         with announced, unit_of_work(self.engine) as conn:
-            pruned = replay.prune(conn, self.clock.wall(), self.signature_window, PRUNE_BATCH)
-        full = pruned == PRUNE_BATCH
+            pruned = replay.prune(
+                conn, self.clock.wall(), self.signature_window, self.batches.signatures
+            )
+        full = pruned == self.batches.signatures
         self._next_prune = 0.0 if full else time.monotonic() + PRUNE_INTERVAL_SECONDS
         return pruned
 

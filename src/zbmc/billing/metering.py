@@ -71,15 +71,13 @@ class History:
         return max(present) if present else None
 
 
-def _history(
-    conn: Connection, row: Row[Any], kind: str, current: int | None, since: int
-) -> History:
+def history(conn: Connection, row: Row[Any], kind: str, current: int | None, since: int) -> History:
     found = conn.execute(
         select(orders.c.applied_at, orders.c.from_value, orders.c.to_value)
         .where(
             orders.c.instance_id == row.instance_id,
             orders.c.kind == kind,
-            orders.c.state == order_states.ENABLED,
+            order_states.APPLIED,  # ix_orders_instance_applied
             orders.c.applied_at > since,
         )
         .order_by(orders.c.applied_at, orders.c.created_at)
@@ -96,8 +94,8 @@ def meter(conn: Connection, row: Row[Any], now: int, until: int | None = None) -
         return 0
     facts = store.facts(row)
     prices = store.price_list(row)
-    bandwidth = _history(conn, row, order_states.BANDWIDTH, row.bandwidth, start)
-    package = _history(conn, row, order_states.TRAFFIC_PACKAGE, row.traffic_package_gb, start)
+    bandwidth = history(conn, row, order_states.BANDWIDTH, row.bandwidth, start)
+    package = history(conn, row, order_states.TRAFFIC_PACKAGE, row.traffic_package_gb, start)
     traffic = (
         _TrafficCycle.load(conn, row, now, facts.default_package_gb) if _has_package(row) else None
     )

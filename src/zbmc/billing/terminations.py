@@ -28,6 +28,19 @@ _NO_HOST_OP: dict[str, Any] = {
 }
 
 
+def withdraw_downgrades(conn: Connection, instance_id: str) -> None:
+    """An instance's downgrades waiting for the next cycle are cancelled (it is released)."""
+    conn.execute(
+        update(orders)
+        .where(
+            orders.c.instance_id == instance_id,
+            order_states.UNAPPLIED,  # ix_orders_instance_unapplied
+            orders.c.state == order_states.WAIT_TO_ENABLE,
+        )
+        .values(state=order_states.CANCELLED)
+    )
+
+
 def recycle(conn: Connection, row: Any, now: int) -> int:
     """POSTPAID TerminateInstance: billing stops now (the started hour is billed in full), the
     instance moves to RECYCLE and any host operation in progress is abandoned. ``row`` is a
@@ -91,14 +104,7 @@ def release(conn: Connection, row: Any) -> None:
         )
         .values(qty=offerings.c.qty + 1)
     )
-    conn.execute(
-        update(orders)
-        .where(
-            orders.c.instance_id == instance_id,
-            orders.c.state == order_states.WAIT_TO_ENABLE,
-        )
-        .values(state=order_states.CANCELLED)
-    )
+    withdraw_downgrades(conn, instance_id)
     conn.execute(delete(faults).where(faults.c.instance_id == instance_id))
     conn.execute(delete(instances).where(instances.c.instance_id == instance_id))
     conn.execute(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, select, union_all
 from sqlalchemy.engine import Connection
 
+from zbmc.billing.orders import APPLIED, UNAPPLIED
 from zbmc.clock import iso
 from zbmc.db.tables import ledger, orders, tenants
 from zbmc.domain.pricing import from_cents
@@ -36,7 +37,11 @@ def list_orders(
     require_tenant(conn, tenant_id)
     query = select(orders).where(orders.c.tenant_id == tenant_id)
     if instance_id is not None:
-        query = query.where(orders.c.instance_id == instance_id)
+        # one instance's orders: its applied ones and the others, each through its index
+        mine = query.where(orders.c.instance_id == instance_id)
+        found = union_all(mine.where(APPLIED), mine.where(UNAPPLIED)).subquery()
+        rows = select(found).order_by(found.c.created_at, found.c.order_number)
+        return [order_dict(r) for r in conn.execute(rows)]
     return [
         order_dict(r)
         for r in conn.execute(query.order_by(orders.c.created_at, orders.c.order_number))

@@ -10,10 +10,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from tests.harness import Stack, Tenant, database, free_port, postgres_reachable
+from zbmc.db.engine import create_db_engine
+from zbmc.db.migrate import upgrade
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -54,6 +58,17 @@ def backend(request: pytest.FixtureRequest) -> str:
     name = str(request.param)
     _check_backend(name)
     return name
+
+
+@pytest.fixture(params=BACKENDS)
+def migrated_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a new database of each backend, at the migrations' head (no server)."""
+    _check_backend(str(request.param))
+    with database(str(request.param), tmp_path) as url:
+        engine = create_db_engine(url)
+        upgrade(engine)
+        yield engine
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, bindparam, select
 
-from tests.conftest import _check_backend
-from tests.harness import database
 from zbmc.db.direct import DirectDb, InlineInt, Statement, Tx
 from zbmc.db.engine import Checkpointer, WriteTurns, create_db_engine, unit_of_work
 from zbmc.db.migrate import upgrade
@@ -31,20 +28,15 @@ _SET_OFFSET = Statement(
 )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    _check_backend(str(request.param))
-    with database(str(request.param), tmp_path) as url:
-        engine = create_db_engine(url)
-        upgrade(engine)
-        with unit_of_work(engine) as conn:
-            conn.execute(
-                instance_types.insert(),
-                [_instance_type("HA1", is_ha=True), _instance_type("STD", is_ha=False)],
-            )
-            conn.execute(clock_state.insert().values(clock_id=1, mode="system", offset_seconds=0))
-        yield engine
-        engine.dispose()
+@pytest.fixture
+def engine(migrated_engine: Engine) -> Engine:
+    with unit_of_work(migrated_engine) as conn:
+        conn.execute(
+            instance_types.insert(),
+            [_instance_type("HA1", is_ha=True), _instance_type("STD", is_ha=False)],
+        )
+        conn.execute(clock_state.insert().values(clock_id=1, mode="system", offset_seconds=0))
+    return migrated_engine
 
 
 def _instance_type(type_id: str, *, is_ha: bool) -> dict[str, object]:

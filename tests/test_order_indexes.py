@@ -6,9 +6,7 @@ ix_orders_due or a scan of every order ever made, and only the plan shows it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -16,12 +14,8 @@ import pytest
 from sqlalchemy import Engine, event, insert, select
 from sqlalchemy.engine import Connection
 
-from tests.conftest import _check_backend
-from tests.harness import database
 from zbmc.billing import metering, terminations
 from zbmc.billing import orders as order_states
-from zbmc.db.engine import create_db_engine
-from zbmc.db.migrate import upgrade
 from zbmc.db.tables import orders
 from zbmc.store import accounts
 from zbmc.tenancy import create_tenant
@@ -29,14 +23,9 @@ from zbmc.tenancy import create_tenant
 NOW = 1_800_000_000
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    _check_backend(str(request.param))
-    with database(str(request.param), tmp_path) as url:
-        engine = create_db_engine(url)
-        upgrade(engine)
-        yield engine
-        engine.dispose()
+@pytest.fixture
+def engine(migrated_engine: Engine) -> Engine:
+    return migrated_engine
 
 
 def _order(tenant: str, instance: str, n: int, state: str) -> dict[str, Any]:

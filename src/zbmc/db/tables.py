@@ -204,7 +204,7 @@ instances = Table(
 )
 
 # The predicates of the orders' two partial indexes by instance, as SQL: a query uses one of them
-# only if its WHERE clause holds the same term (SQLite does not reason about values).
+# only if its WHERE clause holds the same term.
 APPLIED_PREDICATE = "state = 'ENABLED'"
 UNAPPLIED_PREDICATE = "state <> 'ENABLED'"
 

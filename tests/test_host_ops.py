@@ -307,3 +307,23 @@ def test_a_released_instance_is_not_found_by_any_action(stack: Stack, version: s
         assert caught.value.code == "INVALID_INSTANCE_NOT_FOUND", (action, caught.value.message)
         checked.append(action)
     assert {"TerminateInstance", "ReleaseInstances", "ReinstallInstance"} <= set(checked)
+
+
+def test_a_period_ending_unpaid_recycles_an_instance_mid_operation(
+    make_stack: StackFactory, version: str, tmp_path: Path
+) -> None:
+    """A stop still in progress when an unpaid period ends: the instance is recycled and the
+    stop abandoned, as a terminated one's is. (tests/test_properties.py found the worker's tick
+    recycling the instance and then finishing the stop over RECYCLE: a STOPPED instance whose
+    period had ended, neither renewed nor recycled.)"""
+    stack = simulated(make_stack, tmp_path, ZBMC_HOST_DELAY_SECONDS="600")
+    tenant = stack.tenant(balance="10.00")  # less than a month of the instance
+    instance_id = tenant.instance(bandwidth=100)
+    assert describe(tenant, instance_id).instanceChargeType == "PREPAID"
+    call(tenant, version, "StopInstances", instanceIds=[instance_id])
+    assert status_of(tenant, instance_id) == "STOPPING"
+    advance(stack, "31d")  # the period's end and the stop, due in the same tick
+    wait_until(lambda: row(stack, instance_id).recycled_at is not None)
+    found = row(stack, instance_id)
+    assert (found.status, found.host_op, found.host_op_due) == ("RECYCLE", None, None)
+    assert status_of(tenant, instance_id) == "RECYCLE"

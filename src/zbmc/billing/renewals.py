@@ -150,7 +150,12 @@ def end_periods(conn: Connection, rows: list[Row[Any]], now: int) -> tuple[int, 
                 amount = prices[inputs] = period_quote(row).cents
         if amount is None or (amount > 0 and balances[row.tenant_id] < amount):
             recycled.append(
-                {"target_instance_id": row.instance_id, "status": RECYCLE, "recycled_at": boundary}
+                {
+                    "target_instance_id": row.instance_id,
+                    "status": RECYCLE,
+                    "recycled_at": boundary,
+                    **store.NO_HOST_OP,
+                }
             )
             continue
         balances[row.tenant_id] -= amount

@@ -20,13 +20,6 @@ from zbmc.db.tables import ledger as ledger_rows
 from zbmc.domain.lifecycle import RECYCLE
 from zbmc.store import instances as store
 
-_NO_HOST_OP: dict[str, Any] = {
-    "host_op": None,
-    "host_op_due": None,
-    "host_op_attempts": 0,
-    "host_op_error": None,
-}
-
 
 def withdraw_downgrades(conn: Connection, instance_id: str) -> None:
     """An instance's downgrades waiting for the next cycle are cancelled (it is released)."""
@@ -52,7 +45,7 @@ def recycle(conn: Connection, row: Any, now: int) -> int:
         status=RECYCLE,
         recycled_at=now,
         metered_until=None,
-        **_NO_HOST_OP,
+        **store.NO_HOST_OP,
     )
     return entries
 

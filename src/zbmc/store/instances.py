@@ -257,6 +257,16 @@ _ENDED = Statement(
 )
 
 
+# An instance leaving service (terminated, or recycled at the end of an unpaid period) abandons
+# the host operation in progress: the worker must not finish a stop or a start over RECYCLE.
+NO_HOST_OP: dict[str, Any] = {
+    "host_op": None,
+    "host_op_due": None,
+    "host_op_attempts": 0,
+    "host_op_error": None,
+}
+
+
 def set_many(db: Db, changes: list[dict[str, Any]]) -> None:
     """Several instances at once (one executemany); each dict has ``target_instance_id`` and the
     same other keys (column names)."""

@@ -10,7 +10,6 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, cast
 
-import pytest
 from sqlalchemy import Engine, event, insert, select
 from sqlalchemy.engine import Connection
 
@@ -21,11 +20,6 @@ from zbmc.store import accounts
 from zbmc.tenancy import create_tenant
 
 NOW = 1_800_000_000
-
-
-@pytest.fixture
-def engine(migrated_engine: Engine) -> Engine:
-    return migrated_engine
 
 
 def _order(tenant: str, instance: str, n: int, state: str) -> dict[str, Any]:
@@ -96,9 +90,9 @@ def _statements(engine: Engine, run: Any) -> tuple[Any, list[str]]:
     return result, plans
 
 
-def test_metering_history_uses_the_applied_index(engine: Engine) -> None:
+def test_metering_history_uses_the_applied_index(migrated_engine: Engine) -> None:
     found, plans = _statements(
-        engine,
+        migrated_engine,
         lambda conn, _tenant: metering.history(
             conn,
             cast(Any, SimpleNamespace(instance_id="i-a")),
@@ -113,7 +107,7 @@ def test_metering_history_uses_the_applied_index(engine: Engine) -> None:
 
 
 def test_a_release_withdraws_waiting_downgrades_through_the_unapplied_index(
-    engine: Engine,
+    migrated_engine: Engine,
 ) -> None:
     def withdraw(conn: Connection, _tenant: str) -> list[tuple[str, str]]:
         terminations.withdraw_downgrades(conn, "i-a")
@@ -122,16 +116,16 @@ def test_a_release_withdraws_waiting_downgrades_through_the_unapplied_index(
         ).all()
         return sorted((number, state) for number, state in rows)
 
-    found, plans = _statements(engine, withdraw)
+    found, plans = _statements(migrated_engine, withdraw)
     assert ("i-a-0202", order_states.CANCELLED) in found  # was WAIT_TO_ENABLE
     assert ("i-b-0202", order_states.WAIT_TO_ENABLE) in found  # another instance's
     assert ("i-a-0201", order_states.PROCESSING) in found
     assert "ix_orders_instance_unapplied" in plans[0], plans
 
 
-def test_one_instances_orders_are_listed_through_both_indexes(engine: Engine) -> None:
+def test_one_instances_orders_are_listed_through_both_indexes(migrated_engine: Engine) -> None:
     listed, plans = _statements(
-        engine, lambda conn, tenant: accounts.list_orders(conn, tenant, "i-b")
+        migrated_engine, lambda conn, tenant: accounts.list_orders(conn, tenant, "i-b")
     )
     assert [o["orderNumber"] for o in listed] == [f"i-b-{n:04d}" for n in range(204)]
     assert [o["state"] for o in listed][-4:] == list(STATES)
@@ -139,8 +133,8 @@ def test_one_instances_orders_are_listed_through_both_indexes(engine: Engine) ->
     assert "ix_orders_instance_unapplied" in plans[0], plans
 
 
-def test_both_indexes_are_partial(engine: Engine) -> None:
-    with engine.connect() as conn:
+def test_both_indexes_are_partial(migrated_engine: Engine) -> None:
+    with migrated_engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             found = "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
         else:

@@ -29,6 +29,7 @@ from zbmc.db.tables import faults, instances
 from zbmc.domain import lifecycle
 from zbmc.drivers import DriverError, HostDriver, HostJob
 from zbmc.snapshots import hold_off_restores
+from zbmc.store import instances as store
 
 log = logging.getLogger("zbmc.worker")
 
@@ -185,13 +186,7 @@ def _take_fault(conn: Connection, row: Any) -> bool:
 
 
 def _finish(conn: Connection, row: Any, status: str, now: int) -> None:
-    values: dict[str, Any] = {
-        "status": status,
-        "host_op": None,
-        "host_op_due": None,
-        "host_op_attempts": 0,
-        "host_op_error": None,
-    }
+    values: dict[str, Any] = {"status": status, **store.NO_HOST_OP}
     if row.host_op == lifecycle.OP_CREATE and status == lifecycle.RUNNING:
         values |= _start_metering(row, now)
     _set(conn, row.instance_id, **values)

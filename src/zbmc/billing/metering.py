@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 from zbmc.billing import ledger
 from zbmc.billing import orders as order_states
 from zbmc.clock import iso
-from zbmc.db.tables import orders, traffic_samples
+from zbmc.db.tables import APPLIED, orders, traffic_samples
 from zbmc.domain.changes import (
     BY_BANDWIDTH,
     BY_TRAFFIC_PACKAGE,
@@ -77,7 +77,7 @@ def history(conn: Connection, row: Row[Any], kind: str, current: int | None, sin
         .where(
             orders.c.instance_id == row.instance_id,
             orders.c.kind == kind,
-            order_states.APPLIED,  # ix_orders_instance_applied
+            APPLIED,  # ix_orders_instance_applied
             orders.c.applied_at > since,
         )
         .order_by(orders.c.applied_at, orders.c.created_at)

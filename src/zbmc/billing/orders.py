@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, literal_column, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection
 
 from zbmc.db import bulk
@@ -27,14 +27,6 @@ PROCESSING, WAIT_TO_ENABLE, ENABLED, CANCELLED = (
     "CANCELLED",
 )
 
-# An instance's applied (ENABLED) orders, or all its others: these terms, with the instance id,
-# pick the orders' partial indexes (zbmc.db.tables; tests/test_order_indexes.py). The state is
-# a literal, not a parameter: SQLite's planner would read a parameter's bound value (and
-# prepare the statement again whenever it changed), but a generic PostgreSQL plan of a prepared
-# statement cannot match a parameter to an index predicate.
-_ENABLED: ColumnElement[str] = literal_column(f"'{ENABLED}'")
-APPLIED = orders.c.state == _ENABLED
-UNAPPLIED = orders.c.state != _ENABLED
 
 # One order on the request path, thousands per worker tick (zbmc.db.bulk).
 _INSERT = bulk.Inserter(

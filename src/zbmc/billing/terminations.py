@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from zbmc.billing import ledger, metering
 from zbmc.billing import orders as order_states
-from zbmc.db.tables import addresses, faults, instances, offerings, orders, tenants
+from zbmc.db.tables import UNAPPLIED, addresses, faults, instances, offerings, orders, tenants
 from zbmc.db.tables import ledger as ledger_rows
 from zbmc.domain.lifecycle import RECYCLE
 from zbmc.store import instances as store
@@ -27,7 +27,7 @@ def withdraw_downgrades(conn: Connection, instance_id: str) -> None:
         update(orders)
         .where(
             orders.c.instance_id == instance_id,
-            order_states.UNAPPLIED,  # ix_orders_instance_unapplied
+            UNAPPLIED,  # ix_orders_instance_unapplied
             orders.c.state == order_states.WAIT_TO_ENABLE,
         )
         .values(state=order_states.CANCELLED)

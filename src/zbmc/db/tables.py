@@ -16,8 +16,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    text,
+    literal_column,
 )
+from sqlalchemy.sql import ColumnElement
 
 metadata = MetaData(
     naming_convention={
@@ -203,11 +204,6 @@ instances = Table(
     Index("ix_instances_metered_until", "metered_until"),
 )
 
-# The predicates of the orders' two partial indexes by instance, as SQL: a query uses one of them
-# only if its WHERE clause holds the same term.
-APPLIED_PREDICATE = "state = 'ENABLED'"
-UNAPPLIED_PREDICATE = "state <> 'ENABLED'"
-
 orders = Table(
     "orders",
     metadata,
@@ -228,29 +224,28 @@ orders = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text, nullable=True),
     Index("ix_orders_due", "state", "effective_at"),
-    # An instance's orders, in two partial indexes (migration 0013; the queries name the
-    # predicate word for word: zbmc.billing.orders.APPLIED / UNAPPLIED). The applied ones
-    # (metering's history of ENABLED changes) are nearly every order ever made; the others
-    # (pending and cancelled ones: a release's withdrawal of WAIT_TO_ENABLE downgrades) are a
-    # few per instance. A change's order enters only the small one when the API accepts it, and
-    # the large one once, when the worker applies it; one index of every order, keyed by
-    # instance, took a random leaf page of a growing index in both (docs/performance.md).
-    # Migration 0013 makes both partial on both backends; only SQLite's predicate is declared
-    # here: naming PostgreSQL's would import its dialect into every SQLite process, and nothing
-    # builds the schema from this module (tests/test_migrations.py compares the two).
-    Index(
-        "ix_orders_instance_applied",
-        "instance_id",
-        "applied_at",
-        sqlite_where=text(APPLIED_PREDICATE),
-    ),
-    Index(
-        "ix_orders_instance_unapplied",
-        "instance_id",
-        "state",
-        sqlite_where=text(UNAPPLIED_PREDICATE),
-    ),
 )
+
+# An instance's orders, in two partial indexes (migration 0013). The applied ones (metering's
+# history of ENABLED changes) are nearly every order ever made; the others (pending and
+# cancelled ones: a release's withdrawal of WAIT_TO_ENABLE downgrades) are a few per instance.
+# A change's order enters only the small one when the API accepts it, and the large one once,
+# when the worker applies it; one index of every order, keyed by instance, took a random leaf
+# page of a growing index in both (docs/performance.md).
+#
+# A query uses one of them only if its WHERE clause holds the predicate's term: these two,
+# with the instance id (tests/test_order_indexes.py). The state is a literal, not a parameter:
+# SQLite's planner would read a parameter's bound value (and prepare the statement again
+# whenever it changed), but a generic PostgreSQL plan of a prepared statement cannot match a
+# parameter to an index predicate. Migration 0013 makes both indexes partial on both backends;
+# only SQLite's predicate is declared here: naming PostgreSQL's would import its dialect into
+# every SQLite process, and nothing builds the schema from this module
+# (tests/test_migrations.py compares the two).
+_ENABLED: ColumnElement[str] = literal_column("'ENABLED'")
+APPLIED = orders.c.state == _ENABLED
+UNAPPLIED = orders.c.state != _ENABLED
+Index("ix_orders_instance_applied", orders.c.instance_id, orders.c.applied_at, sqlite_where=APPLIED)
+Index("ix_orders_instance_unapplied", orders.c.instance_id, orders.c.state, sqlite_where=UNAPPLIED)
 
 ledger = Table(
     "ledger",

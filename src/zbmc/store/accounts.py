@@ -7,9 +7,8 @@ from typing import Any
 from sqlalchemy import Row, func, select, union_all
 from sqlalchemy.engine import Connection
 
-from zbmc.billing.orders import APPLIED, UNAPPLIED
 from zbmc.clock import iso
-from zbmc.db.tables import ledger, orders, tenants
+from zbmc.db.tables import APPLIED, UNAPPLIED, ledger, orders, tenants
 from zbmc.domain.pricing import from_cents
 from zbmc.tenancy import NotFound, require_tenant
 

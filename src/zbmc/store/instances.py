@@ -257,8 +257,9 @@ _ENDED = Statement(
 )
 
 
-# An instance leaving service (terminated, or recycled at the end of an unpaid period) abandons
-# the host operation in progress: the worker must not finish a stop or a start over RECYCLE.
+# No host operation: an instance's columns once its operation is finished (zbmc.hosts), or
+# abandoned when the instance leaves service (terminated, or recycled at the end of an unpaid
+# period): the worker must not finish a stop or a start over RECYCLE.
 NO_HOST_OP: dict[str, Any] = {
     "host_op": None,
     "host_op_due": None,

@@ -16,7 +16,7 @@ history of an instance's changes) and ix_orders_instance_unapplied (instance_id,
 others: the pending and cancelled ones, a few per instance (a release's withdrawal of
 WAIT_TO_ENABLE downgrades). An accepted change enters only the small index; the worker moves
 it to the large one once. The queries carry the predicates word for word
-(zbmc.billing.orders.APPLIED / UNAPPLIED).
+(zbmc.db.tables.APPLIED / UNAPPLIED).
 """
 
 from __future__ import annotations

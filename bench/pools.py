@@ -45,7 +45,7 @@ class Timestamps:
 
 TIMESTAMPS = Timestamps()
 WRITES_PER_POOL = 40_000  # more than a write run of a few seconds sends
-MAX_WRITE_RATE = 6_000  # req/s a write pool is sized for (pool_size)
+MAX_WRITE_RATE = 9_000  # req/s a write pool is sized for (pool_size): above 7 500 req/s seen
 
 
 def pool_size(seconds: float) -> int:

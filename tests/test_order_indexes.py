@@ -1,8 +1,9 @@
-"""An instance's orders are found through the orders' two partial indexes by instance (migration
-0013), on both backends: metering's history of applied changes, a release's withdrawal of
-waiting downgrades and the listing of one instance's orders. Each statement these run is
-explained: a query whose WHERE clause lost the predicate's exact term would fall back to
-ix_orders_due or a scan of every order ever made, and only the plan shows it."""
+"""How an instance's orders are found, on both backends: metering's history of applied changes
+by the chain of ``previous_order`` (migration 0014), one primary-key read per change; a
+release's withdrawal of waiting downgrades through the partial index of unapplied orders
+(migration 0013); the listing of one instance's orders through the tenant's. Each statement
+these run is explained: a query whose WHERE clause lost the predicate's exact term would fall
+back to ix_orders_due or a scan of every order ever made, and only the plan shows it."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
 from sqlalchemy import Engine, event, insert, select
 from sqlalchemy.engine import Connection
 
-from zbmc.billing import metering, terminations
+from zbmc.billing import changes, metering, terminations
 from zbmc.billing import orders as order_states
+from zbmc.db.direct import Statement, Tx
 from zbmc.db.tables import orders
 from zbmc.store import accounts
 from zbmc.tenancy import create_tenant
@@ -23,7 +26,9 @@ NOW = 1_800_000_000
 
 
 def _order(tenant: str, instance: str, n: int, state: str) -> dict[str, Any]:
+    enabled = [m for m in range(n) if m < 200 or m % 4 == 0]  # as _seed makes them
     return {
+        "previous_order": f"{instance}-{enabled[-1]:04d}" if enabled else None,
         "order_number": f"{instance}-{n:04d}",
         "tenant_id": tenant,
         "instance_id": instance,
@@ -90,20 +95,38 @@ def _statements(engine: Engine, run: Any) -> tuple[Any, list[str]]:
     return result, plans
 
 
-def test_metering_history_uses_the_applied_index(migrated_engine: Engine) -> None:
-    found, plans = _statements(
-        migrated_engine,
-        lambda conn, _tenant: metering.history(
-            conn,
-            cast(Any, SimpleNamespace(instance_id="i-a")),
-            order_states.BANDWIDTH,
-            0,
-            NOW + 190,
-        ),
-    )
+def test_metering_history_walks_the_chain_by_the_primary_key(
+    migrated_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[Any] = []
+    first = Tx.first
+
+    def counted(tx: Tx, statement: Statement, params: Any = None) -> Any:
+        reads.append(params)
+        return first(tx, statement, params)
+
+    monkeypatch.setattr(Tx, "first", counted)
+    instance = SimpleNamespace(bw_applied_order="i-a-0200", bandwidth=201)
+    with migrated_engine.begin() as conn:
+        _seed(conn)
+        found = metering.history(conn, cast(Any, instance), changes.BANDWIDTH, NOW + 190)
+        link = metering._LINK.compiled(conn.dialect)  # the walk's one statement (direct lane)
+        plan = _explained(conn, link.sql, link.args({"order_number": "i-a-0199"}))
+        conn.rollback()
     # the applied changes after NOW + 190: orders 191-199, then every fourth from 200 on
     assert [at - NOW for at, _from, _to in found.changes] == [*range(191, 200), 200]
-    assert all("ix_orders_instance_applied" in plan for plan in plans), plans
+    assert found.changes[-1] == (NOW + 200, 200, 201)
+    assert found.current == 201
+    assert len(reads) == 11  # each change read once, and the one at NOW + 190 that ends the walk
+    assert "sqlite_autoindex_orders_1" in plan or "pk_orders" in plan, plan
+
+
+def test_an_instance_without_applied_changes_has_no_history(migrated_engine: Engine) -> None:
+    instance = SimpleNamespace(tp_applied_order=None, traffic_package_gb=None)
+    with migrated_engine.connect() as conn:
+        found = metering.history(conn, cast(Any, instance), changes.TRAFFIC_PACKAGE, 0)
+    assert found.changes == []
+    assert found.current is None
 
 
 def test_a_release_withdraws_waiting_downgrades_through_the_unapplied_index(
@@ -123,17 +146,18 @@ def test_a_release_withdraws_waiting_downgrades_through_the_unapplied_index(
     assert "ix_orders_instance_unapplied" in plans[0], plans
 
 
-def test_one_instances_orders_are_listed_through_both_indexes(migrated_engine: Engine) -> None:
+def test_one_instances_orders_are_listed_through_the_tenants_orders(
+    migrated_engine: Engine,
+) -> None:
     listed, plans = _statements(
         migrated_engine, lambda conn, tenant: accounts.list_orders(conn, tenant, "i-b")
     )
     assert [o["orderNumber"] for o in listed] == [f"i-b-{n:04d}" for n in range(204)]
     assert [o["state"] for o in listed][-4:] == list(STATES)
-    assert "ix_orders_instance_applied" in plans[0], plans
-    assert "ix_orders_instance_unapplied" in plans[0], plans
+    assert "ix_orders_tenant_id" in plans[0], plans
 
 
-def test_both_indexes_are_partial(migrated_engine: Engine) -> None:
+def test_only_the_unapplied_orders_are_indexed_by_instance(migrated_engine: Engine) -> None:
     with migrated_engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             found = "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
@@ -141,7 +165,5 @@ def test_both_indexes_are_partial(migrated_engine: Engine) -> None:
             found = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'orders'"
         every = {str(name): str(sql) for name, sql in conn.exec_driver_sql(found)}
     definitions = {k: v for k, v in every.items() if k.startswith("ix_orders_instance")}
-    assert sorted(definitions) == ["ix_orders_instance_applied", "ix_orders_instance_unapplied"]
-    assert "WHERE" in definitions["ix_orders_instance_applied"]
-    assert "'ENABLED'" in definitions["ix_orders_instance_applied"].partition("WHERE")[2]
+    assert sorted(definitions) == ["ix_orders_instance_unapplied"]
     assert "<>" in definitions["ix_orders_instance_unapplied"].partition("WHERE")[2]

@@ -108,7 +108,8 @@ def _applier(change: Change) -> bulk.Updater:
     return bulk.Updater(
         instances,
         keys={"instance_id": "target_instance_id", change.order_column: "applied_order"},
-        values={change.value_column: "new_value"},
+        # the applied order becomes the head of the instance's chain (orders.previous_order)
+        values={change.value_column: "new_value", change.applied_column: "applied_head"},
         fixed={
             change.status_column: ENABLE,
             change.pending_column: None,
@@ -264,6 +265,7 @@ class Worker:
                         "target_instance_id": order.instance_id,
                         "applied_order": order.order_number,
                         "new_value": order.to_value,
+                        "applied_head": order.order_number,
                         "when": now,
                     }
                 )

@@ -37,7 +37,8 @@ class Change:
     value_column: str
     status_column: str
     pending_column: str
-    order_column: str
+    order_column: str  # the pending order
+    applied_column: str  # the last applied order (orders.previous_order's chain)
     unit: str
 
     def label(self, value: int) -> str:
@@ -57,9 +58,23 @@ class Change:
         return prices.bandwidth_hour if self.kind == orders.BANDWIDTH else prices.traffic_tb_hour
 
 
-BANDWIDTH = Change(orders.BANDWIDTH, "bandwidth", "bw_status", "bw_pending", "bw_order", "Mbps")
+BANDWIDTH = Change(
+    orders.BANDWIDTH,
+    "bandwidth",
+    "bw_status",
+    "bw_pending",
+    "bw_order",
+    "bw_applied_order",
+    "Mbps",
+)
 TRAFFIC_PACKAGE = Change(
-    orders.TRAFFIC_PACKAGE, "traffic_package_gb", "tp_status", "tp_pending_gb", "tp_order", "TB"
+    orders.TRAFFIC_PACKAGE,
+    "traffic_package_gb",
+    "tp_status",
+    "tp_pending_gb",
+    "tp_order",
+    "tp_applied_order",
+    "TB",
 )
 CHANGES = {change.kind: change for change in (BANDWIDTH, TRAFFIC_PACKAGE)}
 
@@ -138,6 +153,8 @@ def execute(
         state=state,
         now=ctx.now,
         effective_at=effective,
+        # the only pending order of its kind: the last applied one is still this when it applies
+        previous_order=getattr(row, change.applied_column),
     )
     store.set_values(
         ctx.tx,

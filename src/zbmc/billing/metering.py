@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.engine import Connection
 
-from zbmc.billing import ledger
-from zbmc.billing import orders as order_states
+from zbmc.billing import changes, ledger
+from zbmc.billing.changes import Change
 from zbmc.clock import iso
-from zbmc.db.tables import APPLIED, orders, traffic_samples
+from zbmc.db.direct import Statement, Tx
+from zbmc.db.tables import orders, traffic_samples
 from zbmc.domain.changes import (
     BY_BANDWIDTH,
     BY_TRAFFIC_PACKAGE,
@@ -71,18 +72,33 @@ class History:
         return max(present) if present else None
 
 
-def history(conn: Connection, row: Row[Any], kind: str, current: int | None, since: int) -> History:
-    found = conn.execute(
-        select(orders.c.applied_at, orders.c.from_value, orders.c.to_value)
-        .where(
-            orders.c.instance_id == row.instance_id,
-            orders.c.kind == kind,
-            APPLIED,  # ix_orders_instance_applied
-            orders.c.applied_at > since,
-        )
-        .order_by(orders.c.applied_at, orders.c.created_at)
-    ).all()
-    return History(current, [(int(a), f, t) for a, f, t in found])
+# One applied order and the one before it (its instance's applied order of the same kind).
+_LINK = Statement(
+    select(
+        orders.c.applied_at,
+        orders.c.from_value,
+        orders.c.to_value,
+        orders.c.previous_order,
+    ).where(orders.c.order_number == bindparam("order_number"))
+)
+
+
+def history(conn: Connection, row: Row[Any], change: Change, since: int) -> History:
+    """The changes of one kind applied to the instance after ``since``: a walk back from its
+    last applied order (``change.applied_column``) through ``orders.previous_order``, one
+    primary-key read per change; the walk stops at the first change applied at or before
+    ``since``."""
+    tx = Tx.of(conn)
+    found: list[tuple[int, int | None, int | None]] = []
+    number = getattr(row, change.applied_column)
+    while number is not None:
+        link = tx.first(_LINK, {"order_number": number})
+        if link is None or link.applied_at is None or int(link.applied_at) <= since:
+            break
+        found.append((int(link.applied_at), link.from_value, link.to_value))
+        number = link.previous_order
+    found.reverse()  # by time: the chain is in the order the changes were applied
+    return History(getattr(row, change.value_column), found)
 
 
 def meter(conn: Connection, row: Row[Any], now: int, until: int | None = None) -> int:
@@ -94,8 +110,8 @@ def meter(conn: Connection, row: Row[Any], now: int, until: int | None = None) -
         return 0
     facts = store.facts(row)
     prices = store.price_list(row)
-    bandwidth = history(conn, row, order_states.BANDWIDTH, row.bandwidth, start)
-    package = history(conn, row, order_states.TRAFFIC_PACKAGE, row.traffic_package_gb, start)
+    bandwidth = history(conn, row, changes.BANDWIDTH, start)
+    package = history(conn, row, changes.TRAFFIC_PACKAGE, start)
     traffic = (
         _TrafficCycle.load(conn, row, now, facts.default_package_gb) if _has_package(row) else None
     )

@@ -91,6 +91,7 @@ def create(
     now: int,
     effective_at: int,
     order_number: str | None = None,
+    previous_order: str | None = None,
 ) -> str:
     number = order_number or new_order_number()
     # sent with the transaction's next statement where it can (``Tx.later``)
@@ -107,6 +108,7 @@ def create(
             state=state,
             now=now,
             effective_at=effective_at,
+            previous_order=previous_order,
         ),
     )
     return number
@@ -124,6 +126,7 @@ def row(
     state: str,
     now: int,
     effective_at: int,
+    previous_order: str | None = None,
 ) -> dict[str, Any]:
     """The insert parameters of one order (``create_many`` takes a list of them)."""
     return {
@@ -139,6 +142,7 @@ def row(
         "effective_at": effective_at,
         "applied_at": now if state == ENABLED else None,
         "attempts": 0,
+        "previous_order": previous_order,
     }
 
 

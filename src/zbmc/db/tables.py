@@ -168,6 +168,10 @@ instances = Table(
     Column("tp_status", String(16), nullable=True),
     Column("tp_pending_gb", BigInteger, nullable=True),
     Column("tp_order", String(40), nullable=True),
+    # the last applied order of each kind: where metering's walk back through an instance's
+    # applied changes starts (orders.previous_order, migration 0014)
+    Column("bw_applied_order", String(40), nullable=True),
+    Column("tp_applied_order", String(40), nullable=True),
     Column("primary_ip", String(64), nullable=True),
     Column("private_ip", String(64), nullable=True),
     Column("ipv6", String(64), nullable=True),
@@ -223,28 +227,29 @@ orders = Table(
     Column("cancelled_at", BigInteger, nullable=True),  # CANCELLED orders only
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text, nullable=True),
+    # BANDWIDTH and TRAFFIC_PACKAGE orders: the instance's applied order of the same kind before
+    # this one (its ``*_applied_order`` when this one was made; an instance has at most one
+    # pending order of a kind, so that is still the last applied one when this one applies)
+    Column("previous_order", String(40), nullable=True),
     Index("ix_orders_due", "state", "effective_at"),
 )
 
-# An instance's orders, in two partial indexes (migration 0013). The applied ones (metering's
-# history of ENABLED changes) are nearly every order ever made; the others (pending and
-# cancelled ones: a release's withdrawal of WAIT_TO_ENABLE downgrades) are a few per instance.
-# A change's order enters only the small one when the API accepts it, and the large one once,
-# when the worker applies it; one index of every order, keyed by instance, took a random leaf
-# page of a growing index in both (docs/performance.md).
+# An instance's orders that are not applied (pending and cancelled ones: a few per instance, for
+# a release's withdrawal of WAIT_TO_ENABLE downgrades), in a partial index. The applied ones are
+# nearly every order ever made; they have no index by instance: each accepted change would take
+# a random leaf page of a growing index (docs/performance.md, stops 25 and 26). Metering finds an
+# instance's applied changes by following ``previous_order`` from its ``*_applied_order``.
 #
-# A query uses one of them only if its WHERE clause holds the predicate's term: these two,
-# with the instance id (tests/test_order_indexes.py). The state is a literal, not a parameter:
+# A query uses the index only if its WHERE clause holds the predicate's term (UNAPPLIED) with
+# the instance id (tests/test_order_indexes.py). The state is a literal, not a parameter:
 # SQLite's planner would read a parameter's bound value (and prepare the statement again
 # whenever it changed), but a generic PostgreSQL plan of a prepared statement cannot match a
-# parameter to an index predicate. Migration 0013 makes both indexes partial on both backends;
+# parameter to an index predicate. Migration 0013 makes the index partial on both backends;
 # only SQLite's predicate is declared here: naming PostgreSQL's would import its dialect into
 # every SQLite process, and nothing builds the schema from this module
 # (tests/test_migrations.py compares the two).
 _ENABLED: ColumnElement[str] = literal_column("'ENABLED'")
-APPLIED = orders.c.state == _ENABLED
 UNAPPLIED = orders.c.state != _ENABLED
-Index("ix_orders_instance_applied", orders.c.instance_id, orders.c.applied_at, sqlite_where=APPLIED)
 Index("ix_orders_instance_unapplied", orders.c.instance_id, orders.c.state, sqlite_where=UNAPPLIED)
 
 ledger = Table(

@@ -197,7 +197,13 @@ def confirm(conn: Connection, host: str, applied: list[dict[str, Any]], now: int
                 instances.c.instance_id == item["instanceId"],
                 instances.c.bw_order == order.order_number,
             )
-            .values(bandwidth=order.to_value, bw_status=ENABLE, bw_pending=None, bw_order=None)
+            .values(
+                bandwidth=order.to_value,
+                bw_status=ENABLE,
+                bw_pending=None,
+                bw_order=None,
+                bw_applied_order=order.order_number,
+            )
         )
         conn.execute(
             update(orders)

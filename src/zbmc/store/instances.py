@@ -81,6 +81,8 @@ _CHANGE_NAMES = (
     "tp_status",
     "tp_pending_gb",
     "tp_order",
+    "bw_applied_order",
+    "tp_applied_order",
 )
 _FOR_CHANGE = select(
     *(instances.c[name] for name in _CHANGE_NAMES),

@@ -15,23 +15,31 @@ from sqlalchemy.engine import Connection
 
 from zbmc.billing import ledger, metering
 from zbmc.billing import orders as order_states
-from zbmc.db.tables import UNAPPLIED, addresses, faults, instances, offerings, orders, tenants
+from zbmc.db.tables import addresses, faults, instances, offerings, orders, tenants
 from zbmc.db.tables import ledger as ledger_rows
 from zbmc.domain.lifecycle import RECYCLE
 from zbmc.store import instances as store
 
 
 def withdraw_downgrades(conn: Connection, instance_id: str) -> None:
-    """An instance's downgrades waiting for the next cycle are cancelled (it is released)."""
-    conn.execute(
-        update(orders)
-        .where(
-            orders.c.instance_id == instance_id,
-            UNAPPLIED,  # ix_orders_instance_unapplied
-            orders.c.state == order_states.WAIT_TO_ENABLE,
+    """An instance's downgrades waiting for the next cycle are cancelled (it is released). An
+    instance names its pending order of each kind (``bw_order``, ``tp_order``; a waiting
+    downgrade is one), so they are found by the primary key, before the instance row goes."""
+    pending = conn.execute(
+        select(instances.c.bw_order, instances.c.tp_order).where(
+            instances.c.instance_id == instance_id
         )
-        .values(state=order_states.CANCELLED)
-    )
+    ).first()
+    numbers = [number for number in pending or () if number is not None]
+    if numbers:
+        conn.execute(
+            update(orders)
+            .where(
+                orders.c.order_number.in_(numbers),
+                orders.c.state == order_states.WAIT_TO_ENABLE,
+            )
+            .values(state=order_states.CANCELLED)
+        )
 
 
 def recycle(conn: Connection, row: Any, now: int) -> int:

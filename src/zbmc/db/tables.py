@@ -16,9 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    literal_column,
 )
-from sqlalchemy.sql import ColumnElement
 
 metadata = MetaData(
     naming_convention={
@@ -234,23 +232,13 @@ orders = Table(
     Index("ix_orders_due", "state", "effective_at"),
 )
 
-# An instance's orders that are not applied (pending and cancelled ones: a few per instance, for
-# a release's withdrawal of WAIT_TO_ENABLE downgrades), in a partial index. The applied ones are
-# nearly every order ever made; they have no index by instance: each accepted change would take
-# a random leaf page of a growing index (docs/performance.md, stops 25 and 26). Metering finds an
-# instance's applied changes by following ``previous_order`` from its ``*_applied_order``.
-#
-# A query uses the index only if its WHERE clause holds the predicate's term (UNAPPLIED) with
-# the instance id (tests/test_order_indexes.py). The state is a literal, not a parameter:
-# SQLite's planner would read a parameter's bound value (and prepare the statement again
-# whenever it changed), but a generic PostgreSQL plan of a prepared statement cannot match a
-# parameter to an index predicate. Migration 0013 makes the index partial on both backends;
-# only SQLite's predicate is declared here: naming PostgreSQL's would import its dialect into
-# every SQLite process, and nothing builds the schema from this module
-# (tests/test_migrations.py compares the two).
-_ENABLED: ColumnElement[str] = literal_column("'ENABLED'")
-UNAPPLIED = orders.c.state != _ENABLED
-Index("ix_orders_instance_unapplied", orders.c.instance_id, orders.c.state, sqlite_where=UNAPPLIED)
+# The orders have no index by instance: an index keyed by instance takes a random leaf page of
+# it for each accepted change (and another when the worker applies it), and one of the applied
+# orders grows with every change ever made (docs/performance.md, stops 25 and 26). What needs an
+# instance's orders finds them from the instance row: its pending order of each kind
+# (``bw_order``, ``tp_order``: a release's withdrawal of waiting downgrades) and its last
+# applied one (``*_applied_order``), from which metering walks back through
+# ``orders.previous_order``. Listing one instance's orders, for operators, reads the tenant's.
 
 ledger = Table(
     "ledger",

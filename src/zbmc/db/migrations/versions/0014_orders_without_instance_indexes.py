@@ -1,4 +1,5 @@
-"""Applied changes as chains: orders.previous_order, instances.bw/tp_applied_order
+"""Orders without indexes by instance: applied changes as chains (orders.previous_order,
+instances.bw/tp_applied_order)
 
 Revision ID: 0014
 Revises: 0013
@@ -11,6 +12,11 @@ of it, and that cost grew with the index (docs/performance.md, stop 26). Now eac
 names the instance's applied order of its kind before it (previous_order), and the instance
 names its last applied order of each kind (bw_applied_order, tp_applied_order): metering walks
 back from there through the primary key, and the index goes.
+
+ix_orders_instance_unapplied (0013) goes too. A release withdraws an instance's waiting
+downgrades through the orders the instance row names as pending (bw_order, tp_order), and each
+accepted change no longer writes a random leaf page of that index (nor its application a second
+one). Listing one instance's orders, for operators, reads the tenant's.
 
 The upgrade links the orders that exist: the applied ones in the order metering read them
 (applied_at, created_at, order_number), and each pending one to its instance's last applied
@@ -60,17 +66,22 @@ def upgrade() -> None:
             f") WHERE kind = '{kind}' AND state IN ('PROCESSING', 'WAIT_TO_ENABLE')"
         )
     op.drop_index("ix_orders_instance_applied", table_name="orders")
+    op.drop_index("ix_orders_instance_unapplied", table_name="orders")
 
 
 def downgrade() -> None:
-    op.create_index(
-        "ix_orders_instance_applied",
-        "orders",
-        ["instance_id", "applied_at"],
-        unique=False,
-        sqlite_where=sa.text("state = 'ENABLED'"),
-        postgresql_where=sa.text("state = 'ENABLED'"),
-    )
+    for name, columns, predicate in (
+        ("ix_orders_instance_applied", ["instance_id", "applied_at"], "state = 'ENABLED'"),
+        ("ix_orders_instance_unapplied", ["instance_id", "state"], "state <> 'ENABLED'"),
+    ):
+        op.create_index(
+            name,
+            "orders",
+            columns,
+            unique=False,
+            sqlite_where=sa.text(predicate),
+            postgresql_where=sa.text(predicate),
+        )
     op.drop_column("instances", "tp_applied_order")
     op.drop_column("instances", "bw_applied_order")
     op.drop_column("orders", "previous_order")

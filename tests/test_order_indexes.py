@@ -12,13 +12,11 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, cast
 
-import pytest
 from sqlalchemy import Engine, event, insert, select, text
 from sqlalchemy.engine import Connection
 
 from zbmc.billing import changes, metering, terminations
 from zbmc.billing import orders as order_states
-from zbmc.db.direct import Statement, Tx
 from zbmc.db.tables import orders
 from zbmc.store import accounts
 from zbmc.tenancy import create_tenant
@@ -96,30 +94,22 @@ def _statements(engine: Engine, run: Any) -> tuple[Any, list[str]]:
     return result, plans
 
 
-def test_metering_history_walks_the_chain_by_the_primary_key(
-    migrated_engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reads: list[Any] = []
-    first = Tx.first
-
-    def counted(tx: Tx, statement: Statement, params: Any = None) -> Any:
-        reads.append(params)
-        return first(tx, statement, params)
-
-    monkeypatch.setattr(Tx, "first", counted)
+def test_metering_history_walks_the_chain_by_the_primary_key(migrated_engine: Engine) -> None:
     instance = SimpleNamespace(bw_applied_order="i-a-0200", bandwidth=201)
     with migrated_engine.begin() as conn:
         _seed(conn)
         found = metering.history(conn, cast(Any, instance), changes.BANDWIDTH, NOW + 190)
-        link = metering._LINK.compiled(conn.dialect)  # the walk's one statement (direct lane)
-        plan = _explained(conn, link.sql, link.args({"order_number": "i-a-0199"}))
+        walk = metering._WALK.compiled(conn.dialect)  # its one statement (direct lane)
+        plan = _explained(conn, walk.sql, walk.args({"head": "i-a-0199", "since": NOW + 190}))
         conn.rollback()
     # the applied changes after NOW + 190: orders 191-199, then every fourth from 200 on
     assert [at - NOW for at, _from, _to in found.changes] == [*range(191, 200), 200]
     assert found.changes[-1] == (NOW + 200, 200, 201)
     assert found.current == 201
-    assert len(reads) == 11  # each change read once, and the one at NOW + 190 that ends the walk
-    assert "sqlite_autoindex_orders_1" in plan or "pk_orders" in plan, plan
+    # both steps read an order by its key; none reads the table
+    assert plan.count("sqlite_autoindex_orders_1") + plan.count("pk_orders") == 2, plan
+    assert "SCAN orders" not in plan, plan
+    assert "Seq Scan on orders" not in plan, plan
 
 
 def test_an_instance_without_applied_changes_has_no_history(migrated_engine: Engine) -> None:

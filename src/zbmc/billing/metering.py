@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, bindparam, literal, select
 from sqlalchemy.engine import Connection
 
 from zbmc.billing import changes, ledger
@@ -72,33 +72,38 @@ class History:
         return max(present) if present else None
 
 
-# One applied order and the one before it (its instance's applied order of the same kind).
-_LINK = Statement(
-    select(
-        orders.c.applied_at,
-        orders.c.from_value,
-        orders.c.to_value,
-        orders.c.previous_order,
-    ).where(orders.c.order_number == bindparam("order_number"))
-)
+def _walk() -> Statement:
+    """The changes applied after ``since``, newest first, from the order ``head`` back through
+    ``previous_order``: one recursive query, each step a primary-key read, which stops after
+    the first change applied at or before ``since`` (dropped by the outer WHERE)."""
+    link = (orders.c.applied_at, orders.c.from_value, orders.c.to_value, orders.c.previous_order)
+    chain = (
+        select(*link, literal(0).label("depth"))
+        .where(orders.c.order_number == bindparam("head"))
+        .cte("chain", recursive=True)
+    )
+    chain = chain.union_all(
+        select(*link, (chain.c.depth + 1).label("depth"))
+        .select_from(orders.join(chain, orders.c.order_number == chain.c.previous_order))
+        .where(chain.c.applied_at > bindparam("since"))
+    )
+    return Statement(
+        select(chain.c.applied_at, chain.c.from_value, chain.c.to_value)
+        .where(chain.c.applied_at > bindparam("since"))
+        .order_by(chain.c.depth.desc())
+    )
+
+
+_WALK = _walk()
 
 
 def history(conn: Connection, row: Row[Any], change: Change, since: int) -> History:
-    """The changes of one kind applied to the instance after ``since``: a walk back from its
-    last applied order (``change.applied_column``) through ``orders.previous_order``, one
-    primary-key read per change; the walk stops at the first change applied at or before
-    ``since``."""
-    tx = Tx.of(conn)
-    found: list[tuple[int, int | None, int | None]] = []
-    number = getattr(row, change.applied_column)
-    while number is not None:
-        link = tx.first(_LINK, {"order_number": number})
-        if link is None or link.applied_at is None or int(link.applied_at) <= since:
-            break
-        found.append((int(link.applied_at), link.from_value, link.to_value))
-        number = link.previous_order
-    found.reverse()  # by time: the chain is in the order the changes were applied
-    return History(getattr(row, change.value_column), found)
+    """The changes of one kind applied to the instance after ``since``, by time: a walk back
+    from its last applied order (``change.applied_column``) through ``orders.previous_order``
+    (docs/billing.md)."""
+    head = getattr(row, change.applied_column)
+    found = [] if head is None else Tx.of(conn).tuples(_WALK, {"head": head, "since": since})
+    return History(getattr(row, change.value_column), [(int(a), f, t) for a, f, t in found])
 
 
 def meter(conn: Connection, row: Row[Any], now: int, until: int | None = None) -> int:

@@ -136,19 +136,21 @@ def _instance(conn: Connection, tenant: str, instance: str, bw_order: str) -> No
 def test_a_release_withdraws_waiting_downgrades_by_the_primary_key(
     migrated_engine: Engine,
 ) -> None:
-    def withdraw(conn: Connection, tenant: str) -> list[tuple[str, str]]:
+    def withdraw(conn: Connection, tenant: str) -> list[tuple[str, str, int | None]]:
         for instance in ("i-a", "i-b"):  # each names its waiting downgrade
             _instance(conn, tenant, instance, f"{instance}-0202")
-        terminations.withdraw_downgrades(conn, "i-a")
+        terminations.withdraw_downgrades(conn, "i-a", NOW + 500)
         rows = conn.execute(
-            select(orders.c.order_number, orders.c.state).where(orders.c.created_at >= NOW + 200)
+            select(orders.c.order_number, orders.c.state, orders.c.cancelled_at).where(
+                orders.c.created_at >= NOW + 200
+            )
         ).all()
-        return sorted((number, state) for number, state in rows)
+        return sorted((number, state, cancelled) for number, state, cancelled in rows)
 
     found, plans = _statements(migrated_engine, withdraw)
-    assert ("i-a-0202", order_states.CANCELLED) in found  # was WAIT_TO_ENABLE
-    assert ("i-b-0202", order_states.WAIT_TO_ENABLE) in found  # another instance's
-    assert ("i-a-0201", order_states.PROCESSING) in found
+    assert ("i-a-0202", order_states.CANCELLED, NOW + 500) in found  # was WAIT_TO_ENABLE
+    assert ("i-b-0202", order_states.WAIT_TO_ENABLE, None) in found  # another instance's
+    assert ("i-a-0201", order_states.PROCESSING, None) in found
     assert "sqlite_autoindex_orders_1" in plans[0] or "pk_orders" in plans[0], plans
 
 

@@ -335,7 +335,7 @@ class Worker:
     def _release_recycled(self, conn: Connection, report: TickReport) -> bool:
         due = store.recycled_before(conn, report.now - self.release_after, self.batches.periods)
         for row in due:
-            terminations.release(conn, row)
+            terminations.release(conn, row, report.now)
         report.released += len(due)
         return len(due) == self.batches.periods
 

@@ -21,8 +21,9 @@ from zbmc.domain.lifecycle import RECYCLE
 from zbmc.store import instances as store
 
 
-def withdraw_downgrades(conn: Connection, instance_id: str) -> None:
-    """An instance's downgrades waiting for the next cycle are cancelled (it is released). An
+def withdraw_downgrades(conn: Connection, instance_id: str, now: int) -> None:
+    """An instance's downgrades waiting for the next cycle are cancelled at ``now`` (it is
+    released), as CancelInstanceBandwidthDowngrade cancels one. An
     instance names its pending order of each kind (``bw_order``, ``tp_order``; a waiting
     downgrade is one), so they are found by the primary key, before the instance row goes."""
     pending = conn.execute(
@@ -38,7 +39,7 @@ def withdraw_downgrades(conn: Connection, instance_id: str) -> None:
                 orders.c.order_number.in_(numbers),
                 orders.c.state == order_states.WAIT_TO_ENABLE,
             )
-            .values(state=order_states.CANCELLED)
+            .values(state=order_states.CANCELLED, cancelled_at=now)
         )
 
 
@@ -90,7 +91,7 @@ def refund_creation(conn: Connection, row: Any, now: int) -> int:
     return max(paid, 0)
 
 
-def release(conn: Connection, row: Any) -> None:
+def release(conn: Connection, row: Any, now: int) -> None:
     """Delete the instance for good, giving back what it held (module docstring). ``row`` has
     instance_id, tenant_id, zone_id and instance_type_id."""
     instance_id = row.instance_id
@@ -105,7 +106,7 @@ def release(conn: Connection, row: Any) -> None:
         )
         .values(qty=offerings.c.qty + 1)
     )
-    withdraw_downgrades(conn, instance_id)
+    withdraw_downgrades(conn, instance_id, now)
     conn.execute(delete(faults).where(faults.c.instance_id == instance_id))
     conn.execute(delete(instances).where(instances.c.instance_id == instance_id))
     conn.execute(

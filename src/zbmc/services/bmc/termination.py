@@ -28,7 +28,7 @@ def terminate_instance(ctx: Context, req: InstanceIdRequest) -> EmptyResponse:
         terminations.unsubscribe(ctx.conn, req.instance_id)
     elif move.effect == lifecycle.REFUNDED_DELETED:
         terminations.refund_creation(ctx.conn, row, ctx.now)
-        terminations.release(ctx.conn, row)
+        terminations.release(ctx.conn, row, ctx.now)
     return EmptyResponse()
 
 
@@ -57,5 +57,5 @@ def release_instances(ctx: Context, req: InstanceIdsRequest) -> EmptyResponse:
             raise InstanceNotFound(instance_id=instance_id)
         lifecycle.decide(lifecycle.RELEASE, instance_id, row.status)
     for instance_id in wanted:
-        terminations.release(ctx.conn, rows[instance_id])
+        terminations.release(ctx.conn, rows[instance_id], ctx.now)
     return EmptyResponse()

@@ -30,15 +30,13 @@ from sqlalchemy import ColumnElement, Engine, and_, bindparam, or_, select, upda
 from sqlalchemy.engine import Connection
 
 from zbmc import hosts, replay
-from zbmc.billing import metering, renewals, terminations
+from zbmc.billing import changes, metering, renewals, terminations
 from zbmc.billing import orders as order_states
-from zbmc.billing.changes import CHANGES, Change
+from zbmc.billing.changes import CHANGES
 from zbmc.clock import Clock
-from zbmc.db import bulk
-from zbmc.db.direct import NewRowVersion, Statement, Tx
+from zbmc.db.direct import Statement, Tx
 from zbmc.db.engine import WriteTurns, unit_of_work
-from zbmc.db.tables import instances, orders
-from zbmc.domain.changes import ENABLE
+from zbmc.db.tables import orders
 from zbmc.drivers import DriverError, HostDriver, NetworkDriver, NoopHostDriver
 from zbmc.snapshots import hold_off_restores
 from zbmc.store import attachments
@@ -102,32 +100,6 @@ class TickReport:
 
 _DUE_STATES = (order_states.PROCESSING, order_states.WAIT_TO_ENABLE)
 
-
-def _applier(change: Change) -> bulk.Updater:
-    # Only if the instance still waits for this very order (a cancelled one must not apply).
-    return bulk.Updater(
-        instances,
-        keys={"instance_id": "target_instance_id", change.order_column: "applied_order"},
-        # the applied order becomes the head of the instance's chain (orders.previous_order)
-        values={change.value_column: "new_value", change.applied_column: "applied_head"},
-        fixed={
-            change.status_column: ENABLE,
-            change.pending_column: None,
-            change.order_column: None,
-            "row_version": NewRowVersion(),
-        },
-    )
-
-
-# A tick's batch statements are precompiled (zbmc.db.bulk): with the worker thread of
-# ``zbmc serve`` finishing every change the API accepts, their per-row cost is per-request cost.
-_APPLY = {kind: _applier(change) for kind, change in CHANGES.items()}
-_ENABLE = bulk.Updater(
-    orders,
-    keys={"order_number": "applied_order"},
-    values={"applied_at": "when"},
-    fixed={"state": order_states.ENABLED},
-)
 
 _IS_DUE = and_(
     or_(*(orders.c.state == state for state in _DUE_STATES)),
@@ -256,24 +228,18 @@ class Worker:
     def _apply_due_orders(self, conn: Connection, report: TickReport) -> bool:
         tx = Tx.of(conn)
         due = tx.rows(self._due, {"now": report.now, "limit": self.batches.orders})
-        applied: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _APPLY}
-        now = report.now
+        applied: dict[str, list[dict[str, Any]]] = {kind: [] for kind in CHANGES}
         for order in due:
             if self._drive(conn, order, report):
                 applied[order.kind].append(
-                    {
-                        "target_instance_id": order.instance_id,
-                        "applied_order": order.order_number,
-                        "new_value": order.to_value,
-                        "applied_head": order.order_number,
-                        "when": now,
-                    }
+                    changes.application(
+                        order.instance_id, order.order_number, order.to_value, report.now
+                    )
                 )
-        for kind, changes in applied.items():
-            if changes:  # one statement per kind for the instances, one for the orders
-                _APPLY[kind].update(tx, changes)
-                _ENABLE.update(tx, changes)
-                report.applied += len(changes)
+        for kind, rows in applied.items():
+            if rows:  # one statement per kind for the instances, one for the orders
+                changes.apply(tx, kind, rows)
+                report.applied += len(rows)
         return len(due) == self.batches.orders
 
     def _drive(self, conn: Connection, order: Any, report: TickReport) -> bool:

@@ -7,6 +7,7 @@ must quote exactly what the modification would charge) and their cancellations.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,10 @@ from typing import Any
 from zbmc.billing import ledger, orders
 from zbmc.clock import iso
 from zbmc.context import Context
+from zbmc.db import bulk
+from zbmc.db.direct import Db, NewRowVersion
+from zbmc.db.tables import instances as instance_rows
+from zbmc.db.tables import orders as order_rows
 from zbmc.domain.changes import ENABLE, PROCESSING, WAIT_TO_ENABLE, InstanceFacts, Plan
 from zbmc.domain.periods import months_between_anchor
 from zbmc.domain.pricing import (
@@ -77,6 +82,55 @@ TRAFFIC_PACKAGE = Change(
     "TB",
 )
 CHANGES = {change.kind: change for change in (BANDWIDTH, TRAFFIC_PACKAGE)}
+
+
+def _applier(change: Change) -> bulk.Updater:
+    # Only if the instance still waits for this very order (a cancelled one must not apply).
+    return bulk.Updater(
+        instance_rows,
+        keys={"instance_id": "target_instance_id", change.order_column: "applied_order"},
+        # the applied order becomes the head of the instance's chain (orders.previous_order)
+        values={change.value_column: "new_value", change.applied_column: "applied_head"},
+        fixed={
+            change.status_column: ENABLE,
+            change.pending_column: None,
+            change.order_column: None,
+            "row_version": NewRowVersion(),
+        },
+    )
+
+
+# Precompiled batch statements (zbmc.db.bulk): with the worker thread of ``zbmc serve``
+# finishing every change the API accepts, their per-row cost is per-request cost.
+_APPLY = {kind: _applier(change) for kind, change in CHANGES.items()}
+_ENABLE = bulk.Updater(
+    order_rows,
+    keys={"order_number": "applied_order"},
+    values={"applied_at": "when"},
+    fixed={"state": orders.ENABLED},
+)
+
+
+def application(
+    instance_id: str, order_number: str, to_value: int | None, now: int
+) -> dict[str, Any]:
+    """One row for ``apply``: the order that now holds on the network."""
+    return {
+        "target_instance_id": instance_id,
+        "applied_order": order_number,
+        "new_value": to_value,
+        "applied_head": order_number,  # the same value, a parameter of its own (bulk.Updater)
+        "when": now,
+    }
+
+
+def apply(db: Db, kind: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Put orders of one kind into effect (``application`` rows; one per instance): each
+    instance that still waits for its order takes the new value and Enable, and the order is
+    ENABLED at ``when``. The worker applies what the network driver enforced; the network
+    agents confirm what the kernel has (zbmc.store.attachments)."""
+    _APPLY[kind].update(db, rows)
+    _ENABLE.update(db, rows)
 
 
 def upgrade_quote(

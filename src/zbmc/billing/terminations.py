@@ -23,9 +23,9 @@ from zbmc.store import instances as store
 
 def withdraw_downgrades(conn: Connection, instance_id: str, now: int) -> None:
     """An instance's downgrades waiting for the next cycle are cancelled at ``now`` (it is
-    released), as CancelInstanceBandwidthDowngrade cancels one. An
-    instance names its pending order of each kind (``bw_order``, ``tp_order``; a waiting
-    downgrade is one), so they are found by the primary key, before the instance row goes."""
+    released), as CancelInstanceBandwidthDowngrade cancels one. An instance names its pending
+    order of each kind (``bw_order``, ``tp_order``; a waiting downgrade is one), so they are
+    found by the primary key, before the instance row goes."""
     pending = conn.execute(
         select(instances.c.bw_order, instances.c.tp_order).where(
             instances.c.instance_id == instance_id

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, exists, insert, select, update
 from sqlalchemy.engine import Connection
 
+from zbmc.billing import changes
 from zbmc.billing import orders as order_states
 from zbmc.db.tables import instances, network_attachments, offerings, orders
-from zbmc.domain.changes import ENABLE
 from zbmc.domain.lifecycle import RECYCLE
 from zbmc.tenancy import NotFound
 
@@ -191,25 +191,10 @@ def confirm(conn: Connection, host: str, applied: list[dict[str, Any]], now: int
         order = _due_order(conn, host, item["instanceId"], item["orderNumber"], now)
         if order is None or int(order.to_value) != item["mbps"]:
             continue
-        conn.execute(
-            update(instances)
-            .where(
-                instances.c.instance_id == item["instanceId"],
-                instances.c.bw_order == order.order_number,
-            )
-            .values(
-                bandwidth=order.to_value,
-                bw_status=ENABLE,
-                bw_pending=None,
-                bw_order=None,
-                bw_applied_order=order.order_number,
-            )
+        application = changes.application(
+            item["instanceId"], order.order_number, order.to_value, now
         )
-        conn.execute(
-            update(orders)
-            .where(orders.c.order_number == order.order_number)
-            .values(state=order_states.ENABLED, applied_at=now)
-        )
+        changes.apply(conn, order_states.BANDWIDTH, [application])
         enabled += 1
     return enabled
 
